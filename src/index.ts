@@ -1,0 +1,18 @@
+/**
+ * Rota: a distributed job scheduler for Node.js.
+ *
+ * This entry point exports the store contract, the store opener and the error catalog. The
+ * modules (cluster, hosts, schedules, tasks, pool) hang off `Rota.connect` as they land.
+ */
+export * from './errors.js';
+export { MemoryEngine, openMemoryStore } from './store/memory/index.js';
+export {
+  isStore,
+  type OpenStoreOptions,
+  openStore,
+  registerStoreScheme,
+  storeSchemes,
+} from './store/open.js';
+export * from './store/port.js';
+export { withValidation } from './store/validating-store.js';
+export { type Clock, ManualClock, skewedClock, systemClock } from './time/clock.js';

@@ -1,0 +1,67 @@
+/**
+ * Test fixtures for every store backend. Each fixture opens a fresh, isolated store per test.
+ * `ROTA_TEST_STORES=memory,sqlite,...` limits store-parameterized suites to the named stores.
+ * A backend that needs a server reads its URL from `ROTA_TEST_<NAME>_URL` (set by
+ * scripts/with-servers.mjs); without it the backend's tests are skipped with a loud line, except
+ * under CI=true where that is a failure.
+ */
+
+import type { StoreFixture } from '../../src/store/conformance/index.js';
+import { MemoryEngine } from '../../src/store/memory/index.js';
+
+export interface BackendFixture extends StoreFixture {
+  /** Environment variable holding the server URL, for backends that need one. */
+  serverEnv?: string;
+}
+
+const memory: BackendFixture = {
+  name: 'memory',
+  async create() {
+    const engine = new MemoryEngine();
+    const clients = [engine.client()];
+    return {
+      store: clients[0]!,
+      async connect() {
+        const client = engine.client();
+        clients.push(client);
+        return client;
+      },
+      async destroy() {
+        await Promise.all(clients.map((c) => c.close()));
+        engine.kv.dispose();
+      },
+    };
+  },
+};
+
+/** Every backend fixture this build has, in a stable order. */
+export const allFixtures: BackendFixture[] = [memory];
+
+/** The fixtures selected by ROTA_TEST_STORES (default: all). Unknown names are an error. */
+export function selectedFixtures(): BackendFixture[] {
+  const wanted = process.env.ROTA_TEST_STORES?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (!wanted || wanted.length === 0) return allFixtures;
+  const known = new Map(allFixtures.map((f) => [f.name, f]));
+  return wanted.map((name) => {
+    const f = known.get(name);
+    if (!f)
+      throw new Error(
+        `ROTA_TEST_STORES names unknown store '${name}' (known: ${[...known.keys()].join(', ')})`,
+      );
+    return f;
+  });
+}
+
+/**
+ * Whether the fixture's server is available. Without it: under CI this throws (a missing server
+ * is a failure there); elsewhere it prints a loud line and the caller skips.
+ */
+export function serverAvailable(fixture: BackendFixture): boolean {
+  if (!fixture.serverEnv || process.env[fixture.serverEnv]) return true;
+  const message = `${fixture.name} tests need a server: set ${fixture.serverEnv} (npm test starts one when it can)`;
+  if (process.env.CI === 'true') throw new Error(`CI: ${message}`);
+  console.warn(`\n!!! SKIPPING ${fixture.name.toUpperCase()}: ${message}\n`);
+  return false;
+}
