@@ -11,6 +11,9 @@ import { openMemoryStore } from './memory/index.js';
 import type { Store } from './port.js';
 import { VALIDATED, withValidation } from './validating-store.js';
 
+/** The store Rota uses when none is configured: the embedded SQLite file. */
+export const DEFAULT_EMBEDDED_STORE = 'sqlite:./.rota/rota.db';
+
 /** Options understood by `openStore`; each backend reads the ones that concern it. */
 export interface OpenStoreOptions {
   /** Memory store only: the store clock (tests use a ManualClock). */

@@ -18,14 +18,15 @@ export interface Clock {
   clearTimeout(handle: TimerHandle | undefined): void;
 }
 
-/** The real clock: `Date.now()`, `performance.now()`, Node timers (unref'd so they never hold a process open). */
+/**
+ * The real clock: `Date.now()`, `performance.now()` and Node timers. Timers keep the process alive
+ * (an awaited retry must not let it exit); `close()` on Rota objects clears them.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref?.();
-    return t;
+    return setTimeout(fn, Math.max(0, ms));
   },
   clearTimeout(handle) {
     if (handle) clearTimeout(handle as NodeJS.Timeout);

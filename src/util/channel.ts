@@ -11,11 +11,13 @@ export class Channel<T> implements AsyncIterableIterator<T> {
   #error: unknown = undefined;
   #hasError = false;
   #onClose: (() => void) | undefined;
+  #onPull: (() => void) | undefined;
   #signal: AbortSignal | undefined;
   #onAbort = () => this.end();
 
-  constructor(options: { signal?: AbortSignal; onClose?: () => void } = {}) {
+  constructor(options: { signal?: AbortSignal; onClose?: () => void; onPull?: () => void } = {}) {
     this.#onClose = options.onClose;
+    this.#onPull = options.onPull;
     this.#signal = options.signal;
     if (this.#signal?.aborted) {
       // Born ended: nothing was registered yet, so there is nothing for onClose to undo.
@@ -31,6 +33,11 @@ export class Channel<T> implements AsyncIterableIterator<T> {
 
   get closed(): boolean {
     return this.#done;
+  }
+
+  /** True while the consumer waits in `next()` with nothing buffered. */
+  get waiting(): boolean {
+    return this.#waiter !== null;
   }
 
   push(value: T): void {
@@ -90,9 +97,11 @@ export class Channel<T> implements AsyncIterableIterator<T> {
       }
       return Promise.resolve({ value: undefined, done: true });
     }
-    return new Promise((resolve, reject) => {
+    const pending = new Promise<IteratorResult<T>>((resolve, reject) => {
       this.#waiter = { resolve, reject };
     });
+    this.#onPull?.();
+    return pending;
   }
 
   return(): Promise<IteratorResult<T>> {

@@ -1,0 +1,43 @@
+/** Identifiers: node ids, op ids, time-ordered ids. */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+
+/** Random lowercase hex of `bytes` bytes. */
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+/** A random id for an operation, embedded in writes to recognise our own after an ambiguous failure. */
+export function opId(): string {
+  return randomHex(8);
+}
+
+/** The default node id: `${hostname}-${pid}-${6 hex}` (cluster.md §5, CL-31). */
+export function defaultNodeId(): string {
+  const host = hostname().replace(/\s+/g, '-') || 'host';
+  return `${host}-${process.pid}-${randomHex(3)}`;
+}
+
+let lastMs = 0;
+let counter = 0;
+
+/**
+ * A UUIDv7: time-ordered (48-bit ms timestamp), then a 12-bit counter for ids made within the
+ * same millisecond, then random bits. Sorts by creation time as a string.
+ */
+export function uuidv7(nowMs: number = Date.now()): string {
+  if (nowMs <= lastMs) {
+    counter = (counter + 1) & 0xfff;
+    if (counter === 0) lastMs += 1;
+  } else {
+    lastMs = nowMs;
+    counter = randomBytes(2).readUInt16BE(0) & 0x7ff;
+  }
+  const ms = lastMs;
+  const rand = randomBytes(8);
+  const hex = ms.toString(16).padStart(12, '0');
+  const a = ((0x7 << 12) | counter).toString(16).padStart(4, '0');
+  rand[0] = ((rand[0] as number) & 0x3f) | 0x80;
+  const r = rand.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${a}-${r.slice(0, 4)}-${r.slice(4, 16)}`;
+}
