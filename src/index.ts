@@ -1,10 +1,14 @@
 /**
  * Rota: a distributed job scheduler for Node.js.
  *
- * This entry point exports the store contract, the store opener and the error catalog. The
- * modules (cluster, hosts, schedules, tasks, pool) hang off `Rota.connect` as they land.
+ * `Rota.connect(options)` opens a node; its modules hang off it (`rota.cluster`, ...). This entry
+ * point also exports the store contract, the store opener and the error catalog.
  */
+export * from './cluster/index.js';
+export type { RotaEventMap } from './core/events.js';
+export { consoleLogger, type Logger, silentLogger } from './core/logger.js';
 export * from './errors.js';
+export { DEFAULTS, Rota, type RotaOptions } from './rota.js';
 export { MemoryEngine, openMemoryStore } from './store/memory/index.js';
 export {
   isStore,

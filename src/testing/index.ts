@@ -12,6 +12,7 @@ import type { Store } from '../store/port.js';
 import { type Clock, ManualClock, systemClock, type TimerHandle } from '../time/clock.js';
 import { FaultyStore } from './faulty-store.js';
 
+export { type FakeElector, type FakeLockCall, type FakeLocker, fakeElector, fakeLocker } from './fakes.js';
 export { FaultyStore } from './faulty-store.js';
 
 /** A clock whose wall time can be shifted at any moment (timers and monotonic time are unaffected). */
