@@ -14,7 +14,7 @@ import type { EtcdSettings } from './settings.js';
 
 const RETRY_DELAYS = [25, 100, 250];
 
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class EtcdConnection {
   readonly client: Etcd3;

@@ -159,7 +159,7 @@ export class ResumableWatch {
     this.#broken = true;
     const wait = this.#backoff;
     this.#backoff = Math.min(BACKOFF_MAX, this.#backoff * 2);
+    // Not unref'd: a consumer awaiting this watch must keep the process alive while it reconnects.
     this.#timer = setTimeout(() => void this.#connect(), wait);
-    this.#timer.unref();
   }
 }
