@@ -16,7 +16,13 @@ for (let idle = 0; idle < 3; ) {
   }
   idle = 0;
   const results = await store.settle(
-    items.map((it) => ({ op: 'complete' as const, id: it.id, token: it.token as number, owner, result: null })),
+    items.map((it) => ({
+      op: 'complete' as const,
+      id: it.id,
+      token: it.token as number,
+      owner,
+      result: null,
+    })),
   );
   results.forEach((r) => {
     if (r.status === 'ok') completed.push(r.id);
