@@ -251,6 +251,12 @@ async function startEtcd() {
     'warn',
     // Tests grant many short leases and compact on purpose; keep the defaults otherwise.
     '--unsafe-no-fsync',
+    // etcd's minimum lease TTL is 1.5 x the election timeout rounded up to a second: 2 s with the
+    // defaults (100/1000 ms). 50/500 ms make it 1 s, so grant(1000) really gets 1 s.
+    '--heartbeat-interval',
+    '50',
+    '--election-timeout',
+    '500',
   ]);
   try {
     await waitFor(

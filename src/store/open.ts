@@ -4,6 +4,7 @@
  * | URL | store |
  * |---|---|
  * | `memory:` / `memory:<name>` | in-process (private, or shared by name within the process) |
+ * | `etcd://host:2379[,host2:2379][/?prefix=rota/]` | etcd (`src/store/etcd/`), loaded on first use |
  */
 import { InvalidArgumentError, UnknownStoreError } from '../errors.js';
 import type { Clock } from '../time/clock.js';
@@ -16,14 +17,17 @@ export const DEFAULT_EMBEDDED_STORE = 'sqlite:./.rota/rota.db';
 
 /** Options understood by `openStore`; each backend reads the ones that concern it. */
 export interface OpenStoreOptions {
-  /** Memory store only: the store clock (tests use a ManualClock). */
+  /** Memory: the store clock (tests use a ManualClock). etcd: the local clock behind `now()`. */
   clock?: Clock;
   /** Backend-specific settings (key prefix, schema, pool size...). See docs/stores.md. */
   [option: string]: unknown;
 }
 
-/** Opens one backend from a parsed URL. */
-export type StoreOpener = (url: URL, options: OpenStoreOptions) => Promise<Store>;
+/**
+ * Opens one backend from a parsed URL. `raw` is the string as given: a URL listing several hosts
+ * (`etcd://h1:2379,h2:2379`) is parsed with its first host only, so such backends read `raw`.
+ */
+export type StoreOpener = (url: URL, options: OpenStoreOptions, raw: string) => Promise<Store>;
 
 const openers = new Map<string, StoreOpener>([
   [
@@ -31,7 +35,20 @@ const openers = new Map<string, StoreOpener>([
     async (url, options) =>
       openMemoryStore(url.pathname, { ...(options.clock ? { clock: options.clock } : {}) }),
   ],
+  // Loaded on demand, so the gRPC client is only imported by programs that use etcd.
+  ['etcd:', async (_url, options, raw) => (await import('./etcd/index.js')).openEtcdStore(raw, options)],
 ]);
+
+/** WHATWG URLs refuse `scheme://h1:p1,h2:p2/...`; parse such a URL with its first host. */
+function parseStoreUrl(store: string): URL {
+  try {
+    return new URL(store);
+  } catch (err) {
+    const multi = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#@]*@)?([^/?#,]*),[^/?#]*(.*)$/i.exec(store);
+    if (!multi) throw err;
+    return new URL(`${multi[1]}${multi[2] ?? ''}${multi[3]}${multi[4]}`);
+  }
+}
 
 /** Register (or replace) the opener of a URL scheme such as `'mystore:'`. */
 export function registerStoreScheme(scheme: string, opener: StoreOpener): void {
@@ -76,7 +93,7 @@ export async function openStore(store: string | Store, options: OpenStoreOptions
   }
   let url: URL;
   try {
-    url = new URL(store);
+    url = parseStoreUrl(store);
   } catch (cause) {
     throw new UnknownStoreError(`cannot parse store URL ${JSON.stringify(store)}`, {
       cause,
@@ -90,5 +107,5 @@ export async function openStore(store: string | Store, options: OpenStoreOptions
       { detail: { field: 'store', scheme: url.protocol } },
     );
   }
-  return withValidation(await opener(url, options));
+  return withValidation(await opener(url, options, store));
 }

@@ -6,8 +6,11 @@
  * under CI=true where that is a failure.
  */
 
+import { randomUUID } from 'node:crypto';
 import type { StoreFixture } from '../../src/store/conformance/index.js';
 import { MemoryEngine } from '../../src/store/memory/index.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/port.js';
 
 export interface BackendFixture extends StoreFixture {
   /** Environment variable holding the server URL, for backends that need one. */
@@ -34,8 +37,43 @@ const memory: BackendFixture = {
   },
 };
 
+/**
+ * etcd: one shared server; each test gets its own key prefix, deleted (with the leases the test
+ * granted) by destroy().
+ */
+const etcd: BackendFixture = {
+  name: 'etcd',
+  serverEnv: 'ROTA_TEST_ETCD_URL',
+  async create() {
+    const url = process.env.ROTA_TEST_ETCD_URL as string;
+    const prefix = `rota-test/${randomUUID()}/`;
+    const leases = new Set<string>();
+    const clients: Store[] = [];
+    const open = async () => {
+      const client = await openStore(url, { prefix });
+      const grant = client.grant;
+      client.grant = async (ttl) => {
+        const lease = await grant(ttl);
+        leases.add(lease.id);
+        return lease;
+      };
+      clients.push(client);
+      return client;
+    };
+    return {
+      store: await open(),
+      connect: open,
+      async destroy() {
+        await Promise.all(clients.map((c) => c.close()));
+        const { dropEtcdPrefix } = await import('../../src/store/etcd/index.js');
+        await dropEtcdPrefix(url, prefix, leases);
+      },
+    };
+  },
+};
+
 /** Every backend fixture this build has, in a stable order. */
-export const allFixtures: BackendFixture[] = [memory];
+export const allFixtures: BackendFixture[] = [memory, etcd];
 
 /** The fixtures selected by ROTA_TEST_STORES (default: all). Unknown names are an error. */
 export function selectedFixtures(): BackendFixture[] {
