@@ -6,8 +6,12 @@
  * under CI=true where that is a failure.
  */
 
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { StoreFixture } from '../../src/store/conformance/index.js';
 import { MemoryEngine } from '../../src/store/memory/index.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/port.js';
 
 export interface BackendFixture extends StoreFixture {
   /** Environment variable holding the server URL, for backends that need one. */
@@ -34,8 +38,48 @@ const memory: BackendFixture = {
   },
 };
 
+/** Delete every key of a Redis store prefix (`{prefix}:*`). */
+export async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await admin.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await admin.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    admin.disconnect();
+  }
+}
+
+const redis: BackendFixture = {
+  name: 'redis',
+  serverEnv: 'ROTA_TEST_REDIS_URL',
+  async create() {
+    const url = process.env.ROTA_TEST_REDIS_URL as string;
+    // Each test gets its own key prefix, dropped in destroy().
+    const prefix = `rt-${randomBytes(6).toString('hex')}`;
+    const open = () => openStore(url, { prefix });
+    const clients: Store[] = [await open()];
+    return {
+      store: clients[0]!,
+      async connect() {
+        const client = await open();
+        clients.push(client);
+        return client;
+      },
+      async destroy() {
+        await Promise.all(clients.map((c) => c.close()));
+        await dropRedisPrefix(url, prefix);
+      },
+    };
+  },
+};
+
 /** Every backend fixture this build has, in a stable order. */
-export const allFixtures: BackendFixture[] = [memory];
+export const allFixtures: BackendFixture[] = [memory, redis];
 
 /** The fixtures selected by ROTA_TEST_STORES (default: all). Unknown names are an error. */
 export function selectedFixtures(): BackendFixture[] {

@@ -1,0 +1,73 @@
+-- needs: common queue
+-- claim: ARGV queue, owner, limit, leaseTtl, start '1'|'', from 'p'|'c', expireLimit, promoteLimit
+-- -> nextRunAt | nil, then one { id, field, value, ... } per claimed item, in claim order
+local now = now_ms()
+local queue, owner = ARGV[1], ARGV[2]
+local limit, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local start, from_completed = ARGV[5] == '1', ARGV[6] == 'c'
+local leased = Q.qkey(queue, 'l')
+
+-- Expired leases of the queue first (reclaim, stall, unresolve), bounded per call.
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))) do
+  local r = Q.load(Q.member_id(m), false)
+  if r then
+    local changed, dead = Q.expire_lease(r, now)
+    if changed then
+      Q.apply(r, now, dead)
+    end
+  end
+end
+Q.flush()
+
+local out = { false }
+if not from_completed then
+  local ready, delayed = Q.qkey(queue, 'r'), Q.qkey(queue, 'd')
+  -- Promote due delayed items into the ready set (bounded per call).
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, tonumber(ARGV[8]))
+  if #due > 0 then
+    local add = {}
+    for _, m in ipairs(due) do
+      local f = redis.call('HMGET', Q.ikey(Q.member_id(m)), 'pr', 'ra')
+      add[#add + 1] = -tonumber(f[1])
+      add[#add + 1] = pad(tonumber(f[2])) .. m
+    end
+    chunked('ZREM', delayed, due, 4000)
+    chunked('ZADD', ready, add, 4000)
+  end
+  local popped = redis.call('ZPOPMIN', ready, limit)
+  for i = 1, #popped, 2 do
+    local r = Q.load(string.sub(popped[i], 33), true)
+    if r and r.v.s == 'pending' then
+      r.popped = true
+      Q.claim_item(r, owner, ttl, start, false, now)
+      Q.write(r, now)
+      out[#out + 1] = Q.flat(r)
+    end
+  end
+else
+  local done = Q.qkey(queue, 'c')
+  for _, m in ipairs(redis.call('ZRANGE', done, 0, limit - 1)) do
+    local r = Q.load(Q.member_id(m), true)
+    if r and r.v.s == 'completed' then
+      Q.claim_item(r, owner, ttl, false, true, now)
+      Q.write(r, now)
+      out[#out + 1] = Q.flat(r)
+    end
+  end
+end
+Q.flush()
+
+if #out - 1 < limit then
+  local next_at = Q.first_score(leased)
+  if not from_completed then
+    local d = Q.first_score(Q.qkey(queue, 'd'))
+    if d and (not next_at or d < next_at) then
+      next_at = d
+    end
+  end
+  if next_at then
+    out[1] = next_at
+  end
+end
+Q.finish()
+return out
