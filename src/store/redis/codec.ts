@@ -1,6 +1,6 @@
 /** Decoding of script replies into port records, and encoding of queue arguments. */
 import { toSafeInteger } from '../keys.js';
-import type { FeedItem, ItemState, KeyValue, Outcome, QueueItem } from '../port.js';
+import type { FeedItem, KeyValue, Outcome, QueueItem } from '../port.js';
 
 /** A KV record as scripts return it: [key, value, createRevision, modRevision, version, lease | '']. */
 export type RawKv = [Buffer, Buffer, number, number, number, Buffer];
@@ -38,57 +38,173 @@ export function decodeHead(reply: unknown[]): KvHead {
   };
 }
 
-const intOrNull = (v: string | undefined): number | null => (v === undefined ? null : Number(v));
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/**
- * An item from a flat reply `[id, field, value, field, value, ...]` (see lib-queue.lua for the
- * field names). Absent fields are null, or 0 for the counters.
- */
-export function decodeItem(flat: string[]): FeedItem {
-  const f: Record<string, string> = {};
-  for (let i = 1; i < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
-  const ec = f.ec;
-  return {
-    id: flat[0] as string,
-    queue: f.q as string,
-    state: f.s as ItemState,
-    outcome: (f.o ?? null) as Outcome | null,
-    payload: f.p ?? '',
-    priority: Number(f.pr ?? 0),
-    runAt: Number(f.ra),
-    seq: toSafeInteger(f.sq ?? 0, 'seq'),
-    attempt: Number(f.a ?? 0),
-    maxAttempts: Number(f.ma),
-    owner: f.ow ?? null,
-    token: f.tk === undefined ? null : toSafeInteger(f.tk, 'token'),
-    leaseExpiresAt: intOrNull(f.le),
-    claimedAt: intOrNull(f.ca),
-    startedAt: intOrNull(f.sa),
-    completedAt: intOrNull(f.co),
-    createdAt: Number(f.cr),
-    updatedAt: Number(f.up),
-    progress: f.pg ?? null,
-    result: f.rs ?? null,
-    error: ec === undefined ? null : { code: ec, message: f.em ?? '' },
-    rejections: Number(f.rj ?? 0),
-    lastRejection: f.lr ?? null,
-    stalls: Number(f.st ?? 0),
-    timeout: intOrNull(f.to),
-    claimTimeout: intOrNull(f.ct),
-    deadLetter: f.dl ?? null,
-    completedTtl: Number(f.ctl),
-    failedTtl: Number(f.ftl),
-    dedupKey: f.dk ?? null,
-    dedupUntil: intOrNull(f.du),
-    expireAt: intOrNull(f.ex),
-    meta: f.mt ?? null,
-    opId: f.op ?? null,
-    changeSeq: toSafeInteger(f.cs ?? 0, 'changeSeq'),
-  };
+/** An item as scripts return it: [id, [field, value, ...], [changed field, value | null, ...]]. */
+export type RawItem = [string, string[], (string | null)[]];
+
+function assign(it: Mutable<FeedItem>, pairs: (string | null)[]): void {
+  for (let i = 0; i < pairs.length; i += 2) {
+    const v = pairs[i + 1] ?? null;
+    switch (pairs[i]) {
+      case 'q':
+        it.queue = v as string;
+        break;
+      case 's':
+        it.state = v as FeedItem['state'];
+        break;
+      case 'o':
+        it.outcome = v as Outcome | null;
+        break;
+      case 'p':
+        it.payload = v ?? '';
+        break;
+      case 'pr':
+        it.priority = Number(v ?? 0);
+        break;
+      case 'ra':
+        it.runAt = Number(v);
+        break;
+      case 'sq':
+        it.seq = toSafeInteger(v ?? 0, 'seq');
+        break;
+      case 'a':
+        it.attempt = Number(v ?? 0);
+        break;
+      case 'ma':
+        it.maxAttempts = Number(v);
+        break;
+      case 'ow':
+        it.owner = v;
+        break;
+      case 'tk':
+        it.token = v === null ? null : toSafeInteger(v, 'token');
+        break;
+      case 'le':
+        it.leaseExpiresAt = num(v);
+        break;
+      case 'ca':
+        it.claimedAt = num(v);
+        break;
+      case 'sa':
+        it.startedAt = num(v);
+        break;
+      case 'co':
+        it.completedAt = num(v);
+        break;
+      case 'cr':
+        it.createdAt = Number(v);
+        break;
+      case 'up':
+        it.updatedAt = Number(v);
+        break;
+      case 'pg':
+        it.progress = v;
+        break;
+      case 'rs':
+        it.result = v;
+        break;
+      case 'ec':
+        it.error = v === null ? null : { code: v, message: it.error?.message ?? '' };
+        break;
+      case 'em':
+        if (it.error) it.error = { code: it.error.code, message: v ?? '' };
+        else if (v !== null) it.error = { code: '', message: v };
+        break;
+      case 'rj':
+        it.rejections = Number(v ?? 0);
+        break;
+      case 'lr':
+        it.lastRejection = v;
+        break;
+      case 'st':
+        it.stalls = Number(v ?? 0);
+        break;
+      case 'to':
+        it.timeout = num(v);
+        break;
+      case 'ct':
+        it.claimTimeout = num(v);
+        break;
+      case 'dl':
+        it.deadLetter = v;
+        break;
+      case 'ctl':
+        it.completedTtl = Number(v);
+        break;
+      case 'ftl':
+        it.failedTtl = Number(v);
+        break;
+      case 'dk':
+        it.dedupKey = v;
+        break;
+      case 'du':
+        it.dedupUntil = num(v);
+        break;
+      case 'ex':
+        it.expireAt = num(v);
+        break;
+      case 'mt':
+        it.meta = v;
+        break;
+      case 'op':
+        it.opId = v;
+        break;
+      case 'cs':
+        it.changeSeq = toSafeInteger(v ?? 0, 'changeSeq');
+        break;
+    }
+  }
 }
 
-export function decodeLiveItem(flat: string[]): QueueItem | null {
-  const item = decodeItem(flat);
+const num = (v: string | null): number | null => (v === null ? null : Number(v));
+
+/** Decode an item (see lib-queue.lua for the field names). Absent fields are null, or 0 for counters. */
+export function decodeItem(raw: RawItem): FeedItem {
+  const it: Mutable<FeedItem> = {
+    id: raw[0],
+    queue: '',
+    state: 'pending',
+    outcome: null,
+    payload: '',
+    priority: 0,
+    runAt: 0,
+    seq: 0,
+    attempt: 0,
+    maxAttempts: 0,
+    owner: null,
+    token: null,
+    leaseExpiresAt: null,
+    claimedAt: null,
+    startedAt: null,
+    completedAt: null,
+    createdAt: 0,
+    updatedAt: 0,
+    progress: null,
+    result: null,
+    error: null,
+    rejections: 0,
+    lastRejection: null,
+    stalls: 0,
+    timeout: null,
+    claimTimeout: null,
+    deadLetter: null,
+    completedTtl: 0,
+    failedTtl: 0,
+    dedupKey: null,
+    dedupUntil: null,
+    expireAt: null,
+    meta: null,
+    opId: null,
+    changeSeq: 0,
+  };
+  assign(it, raw[1]);
+  if (raw[2]) assign(it, raw[2]);
+  return it;
+}
+
+export function decodeLiveItem(raw: RawItem): QueueItem | null {
+  const item = decodeItem(raw);
   return item.state === 'deleted' ? null : (item as QueueItem);
 }
 

@@ -55,6 +55,7 @@ import {
   type KvHead,
   optNum,
   optText,
+  type RawItem,
   type RawKv,
 } from './codec.js';
 import type { CallKind, Connection } from './connection.js';
@@ -275,25 +276,44 @@ export class RedisStore implements Store {
     for (const item of items) {
       wellFormed('payload', item.payload);
       wellFormed('meta', item.meta);
+      const priority = item.priority ?? ITEM_DEFAULTS.priority;
+      const dedup = item.dedup ?? null;
       args.push(
         item.id,
         item.queue,
-        item.payload,
-        item.priority ?? ITEM_DEFAULTS.priority,
+        priority,
         optNum(item.runAt),
         item.delay ?? 0,
-        item.maxAttempts ?? ITEM_DEFAULTS.maxAttempts,
-        optNum(item.timeout),
         optNum(item.claimTimeout),
-        item.deadLetter ?? '',
-        item.completedTtl ?? ITEM_DEFAULTS.completedTtl,
-        item.failedTtl ?? ITEM_DEFAULTS.failedTtl,
-        item.dedup ? item.dedup.key : '',
-        optNum(item.dedup?.ttl),
-        item.dedup?.mode === 'replace' ? 'r' : 'k',
-        optText(item.meta),
+        dedup ? dedup.key : '',
+        optNum(dedup?.ttl),
+        dedup?.mode === 'replace' ? 'r' : 'k',
         optText(item.opId),
       );
+      // The stored fields, as field/value pairs the script passes to HSET unchanged.
+      const at = args.length;
+      args.push(
+        0,
+        'q',
+        item.queue,
+        'p',
+        item.payload,
+        'pr',
+        priority,
+        'ma',
+        item.maxAttempts ?? ITEM_DEFAULTS.maxAttempts,
+        'ctl',
+        item.completedTtl ?? ITEM_DEFAULTS.completedTtl,
+        'ftl',
+        item.failedTtl ?? ITEM_DEFAULTS.failedTtl,
+      );
+      if (item.timeout != null) args.push('to', item.timeout);
+      if (item.claimTimeout != null) args.push('ct', item.claimTimeout);
+      if (item.deadLetter != null) args.push('dl', item.deadLetter);
+      if (dedup) args.push('dk', dedup.key);
+      if (item.meta != null) args.push('mt', item.meta);
+      if (item.opId != null) args.push('op', item.opId);
+      args[at] = (args.length - at - 1) / 2;
     }
     const reply = (await this.#call('write', 'q-enqueue', args)) as (string | number)[];
     const out: EnqueueResult[] = [];
@@ -319,7 +339,7 @@ export class RedisStore implements Store {
       this.#config.claimPromoteBatch,
     ]);
     const items: QueueItem[] = [];
-    for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as string[]) as QueueItem);
+    for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
     return { items, nextRunAt: reply[0] === null ? null : Number(reply[0]) };
   }
 
@@ -415,9 +435,9 @@ export class RedisStore implements Store {
 
   async getItem(id: string): Promise<QueueItem | null> {
     const fields = await this.#main.run('read', (r) => r.hgetall(`${this.#config.base}:i:${id}`));
-    const flat = [id];
+    const flat: string[] = [];
     for (const [f, v] of Object.entries(fields)) flat.push(f, v);
-    return flat.length === 1 ? null : decodeLiveItem(flat);
+    return flat.length === 0 ? null : decodeLiveItem([id, flat, []]);
   }
 
   async listItems(query: ListQuery): Promise<ListResult> {
@@ -429,7 +449,7 @@ export class RedisStore implements Store {
       query.afterSeq ?? 0,
     ]);
     const items: QueueItem[] = [];
-    for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as string[]) as QueueItem);
+    for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
     return { items, nextAfterSeq: reply[0] === null ? null : toSafeInteger(reply[0] as number, 'seq') };
   }
 
@@ -455,7 +475,7 @@ export class RedisStore implements Store {
       query.queue ?? '',
     ]);
     const items = [];
-    for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as string[]));
+    for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem));
     return { items, cursor: toSafeInteger(reply[0] as number, 'changeSeq') };
   }
 

@@ -29,9 +29,10 @@ local Q = {
   K_UNCLAIMED = P .. ':sw:unclaimed',
   K_EXPIRE = P .. ':sw:expire',
   K_TOMB = P .. ':sw:tomb',
-  -- Fields read for transitions; the bulky texts (payload, result, progress, meta) are not.
-  CTRL = { 'q', 's', 'o', 'pr', 'ra', 'sq', 'a', 'ma', 'ow', 'tk', 'le', 'ca', 'sa', 'co', 'cr', 'up',
-    'rj', 'st', 'to', 'ct', 'dl', 'ctl', 'ftl', 'dk', 'du', 'ex', 'cs' },
+  -- Fields every transition reads; others are fetched when a transition needs them (get()).
+  CORE = { 's', 'q', 'sq', 'tk', 'ow', 'le', 'o', 'a', 'to' },
+  -- What leaving the pending state needs (the old ready / delayed / unclaimed members).
+  PENDING = { 'pr', 'ra', 'ct' },
   zbuf = {},
   counts = {},
   wake = {},
@@ -44,8 +45,17 @@ function Q.ikey(id)
   return P .. ':i:' .. id
 end
 
+local QKEYS = {}
+-- Per-queue key `P:q:<queue>:<suffix>` (built once per queue and script).
 function Q.qkey(queue, suffix)
-  return P .. ':q:' .. queue .. ':' .. suffix
+  local k = QKEYS[queue]
+  if not k then
+    local base = P .. ':q:' .. queue .. ':'
+    k = { r = base .. 'r', d = base .. 'd', l = base .. 'l', c = base .. 'c', x = base .. 'x', n = base .. 'n',
+      u = base .. 'u' }
+    QKEYS[queue] = k
+  end
+  return k[suffix]
 end
 
 function Q.next_seq()
@@ -110,6 +120,9 @@ local function count(queue, state, delta)
   end
   c[state] = (c[state] or 0) + delta
 end
+Q.count = count
+Q.zadd = zadd
+Q.zrem = zrem
 
 -- Apply every buffered write; publish one wake-up per queue that got runnable or finished work.
 function Q.finish()
@@ -136,9 +149,11 @@ local function snapshot(v)
   return { s = v.s, pr = v.pr, ra = v.ra, sq = v.sq, ct = v.ct, to = v.to }
 end
 
--- Load an item: all fields when `full`, else the control fields. Nil when absent.
+-- Load an item: all fields when `full` (kept as `flat` for the reply), else the CORE fields.
+-- Nil when absent.
 function Q.load(id, full)
   local v = {}
+  local r = { id = id, v = v, d = {} }
   if full then
     local flat = redis.call('HGETALL', Q.ikey(id))
     if #flat == 0 then
@@ -147,33 +162,77 @@ function Q.load(id, full)
     for i = 1, #flat, 2 do
       v[flat[i]] = flat[i + 1]
     end
+    r.full = true
+    r.flat = flat
   else
-    local r = redis.call('HMGET', Q.ikey(id), unpack(Q.CTRL))
-    if not r[2] then
+    local x = redis.call('HMGET', Q.ikey(id), unpack(Q.CORE))
+    if not x[1] then
       return nil
     end
-    for i, f in ipairs(Q.CTRL) do
-      if r[i] then
-        v[f] = r[i]
+    local got = {}
+    for i, f in ipairs(Q.CORE) do
+      got[f] = true
+      if x[i] then
+        v[f] = x[i]
       end
     end
+    if v.s == 'pending' then
+      x = redis.call('HMGET', Q.ikey(id), unpack(Q.PENDING))
+      for i, f in ipairs(Q.PENDING) do
+        got[f] = true
+        if x[i] then
+          v[f] = x[i]
+        end
+      end
+    end
+    r.got = got
   end
-  return { id = id, v = v, d = {}, o = snapshot(v), full = full }
+  r.o = snapshot(v)
+  return r
 end
+
+-- A field's stored text (nil for null), fetched on first use when it was not loaded.
+local function get(r, f)
+  local x = r.v[f]
+  if x ~= nil or r.full or r.got[f] then
+    return x
+  end
+  x = redis.call('HGET', Q.ikey(r.id), f)
+  if x == false then
+    x = nil
+  end
+  r.v[f] = x
+  r.got[f] = true
+  return x
+end
+Q.get = get
 
 local function set(r, f, x)
   r.v[f] = x
   r.d[f] = true
+  if r.got then
+    r.got[f] = true
+  end
 end
 local function setn(r, f, n)
-  r.v[f] = int(n)
-  r.d[f] = true
+  set(r, f, int(n))
 end
 local function num(r, f)
-  local x = r.v[f]
+  local x = get(r, f)
   return x and tonumber(x)
 end
 Q.set = set
+
+-- The reply form of an item loaded in full: { id, {field, value, ...}, {changed field, value|nil, ...} }.
+-- Call it before Q.write, which forgets what changed.
+function Q.reply(r)
+  local delta = {}
+  for f in pairs(r.d) do
+    delta[#delta + 1] = f
+    delta[#delta + 1] = r.v[f] or false
+  end
+  return { r.id, r.flat, delta }
+end
 
 local function ready_member(ra, sq, id)
   return pad(tonumber(ra)) .. pad(tonumber(sq)) .. id
@@ -242,32 +301,34 @@ function Q.write(r, now)
   end
   -- Enter the new state's indexes.
   if ns == 'pending' then
-    local ra = tonumber(v.ra)
+    local ra = tonumber(get(r, 'ra'))
     if ra <= now then
-      zadd(Q.qkey(q, 'r'), -tonumber(v.pr), ready_member(v.ra, v.sq, id))
+      zadd(Q.qkey(q, 'r'), -tonumber(get(r, 'pr')), ready_member(get(r, 'ra'), v.sq, id))
     else
       zadd(Q.qkey(q, 'd'), ra, nm)
     end
-    if v.ct then
-      zadd(Q.K_UNCLAIMED, ra + tonumber(v.ct), nm)
+    local ct = get(r, 'ct')
+    if ct then
+      zadd(Q.K_UNCLAIMED, ra + tonumber(ct), nm)
     end
     Q.wake[q] = true
   elseif ns == 'claimed' then
-    zadd(Q.qkey(q, 'l'), tonumber(v.le), nm)
-    zadd(Q.K_CLAIMED, tonumber(v.ca), nm)
+    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
+    zadd(Q.K_CLAIMED, tonumber(get(r, 'ca')), nm)
   elseif ns == 'running' then
-    zadd(Q.qkey(q, 'l'), tonumber(v.le), nm)
-    if v.to and v.sa then
-      zadd(Q.K_DEADLINE, tonumber(v.sa) + tonumber(v.to), nm)
+    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
+    local sa = get(r, 'sa')
+    if v.to and sa then
+      zadd(Q.K_DEADLINE, tonumber(sa) + tonumber(v.to), nm)
     end
   elseif ns == 'resolving' then
-    zadd(Q.qkey(q, 'l'), tonumber(v.le), nm)
+    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
   elseif ns == 'completed' then
-    zadd(Q.qkey(q, 'c'), tonumber(v.co), nm)
-    zadd(Q.K_EXPIRE, tonumber(v.ex), nm)
+    zadd(Q.qkey(q, 'c'), tonumber(get(r, 'co')), nm)
+    zadd(Q.K_EXPIRE, tonumber(get(r, 'ex')), nm)
     Q.wake[q] = true
   elseif ns == 'deleted' then
-    zadd(Q.K_TOMB, tonumber(v.up), nm)
+    zadd(Q.K_TOMB, tonumber(get(r, 'up')), nm)
     zrem(Q.qkey(q, 'x'), id)
     Q.wake[q] = true
   end
@@ -288,16 +349,6 @@ function Q.write(r, now)
   r.popped = nil
 end
 
--- The reply form of a loaded item: { id, field, value, field, value, ... }.
-function Q.flat(r)
-  local out = { r.id }
-  for f, x in pairs(r.v) do
-    out[#out + 1] = f
-    out[#out + 1] = x
-  end
-  return out
-end
-
 -- createItem: `f` holds the stored text of the caller's fields; `prior` is the HMGET {s, sq} of a
 -- tombstone being replaced, or nil.
 function Q.create(id, f, now, seq, prior)
@@ -313,6 +364,24 @@ function Q.create(id, f, now, seq, prior)
   return { id = id, v = v, d = {}, o = o, new = true, full = true }
 end
 
+-- Index a brand-new pending item written by the enqueue fast path (what Q.write does for it).
+function Q.index_new(id, queue, priority, run_at, seq, claim_timeout, now)
+  local sp = pad(seq)
+  if run_at <= now then
+    zadd(Q.qkey(queue, 'r'), -priority, pad(run_at) .. sp .. id)
+  else
+    zadd(Q.qkey(queue, 'd'), run_at, sp .. id)
+  end
+  if claim_timeout then
+    zadd(Q.K_UNCLAIMED, run_at + claim_timeout, sp .. id)
+  end
+  zadd(Q.qkey(queue, 'x'), seq, id)
+  zadd(Q.K_FEED, seq, id)
+  count(queue, 'pending', 1)
+  Q.wake[queue] = true
+  Q.queues[queue] = true
+end
+
 -- dedupActive
 function Q.dedup_active(s, du, now)
   if not s or s == 'deleted' then
@@ -326,16 +395,16 @@ end
 
 -- deadLetterItem: the dead-letter copy of `r` (before its transition), or nil.
 function Q.dead_letter(r, code, message)
-  local dl = r.v.dl
+  local dl = get(r, 'dl')
   if not dl then
     return nil
   end
-  local payload = r.v.p or redis.call('HGET', Q.ikey(r.id), 'p')
+  local payload = get(r, 'p')
   local meta = '{"deadLetter":{"originalId":' .. jstr(r.id) .. ',"queue":' .. jstr(r.v.q) ..
     ',"error":{"code":' .. jstr(code) .. ',"message":' .. jstr(message) .. '},"attempts":' ..
     int(num(r, 'a') or 0) .. '}}'
-  return { id = 'dl-' .. r.id, f = { q = dl, p = payload, pr = '0', ma = '3', ctl = r.v.ctl, ftl = r.v.ftl,
-    mt = meta } }
+  return { id = 'dl-' .. r.id, f = { q = dl, p = payload, pr = '0', ma = '3', ctl = get(r, 'ctl'),
+    ftl = get(r, 'ftl'), mt = meta } }
 end
 
 -- memory's #insertDeadLetter: skipped when a live item has the id already.
@@ -586,6 +655,52 @@ function Q.settle_item(r, op, now)
     end
     return s == 'completed' and 'noop' or 'stale'
   end
+end
+
+-- The hot path of settle: a fenced `complete` of a claimed or running item whose lease holds.
+-- Inlines settleItem('complete') and Q.write for it; returns false (nothing done) when the
+-- general path must decide.
+function Q.fast_complete(id, token, result, now)
+  local key = Q.ikey(id)
+  local f = redis.call('HMGET', key, 's', 'tk', 'le', 'q', 'sq', 'a', 'to', 'ctl')
+  local s = f[1]
+  if (s ~= 'running' and s ~= 'claimed') or tonumber(f[2]) ~= token or tonumber(f[3]) <= now then
+    return false
+  end
+  local cs = Q.next_seq()
+  local css, nows = int(cs), int(now)
+  local expire = now + tonumber(f[8])
+  local args = { 'HSET', key, 's', 'completed', 'o', 'succeeded', 'co', nows, 'ex', int(expire), 'up', nows, 'cs', css }
+  if s == 'claimed' then
+    args[#args + 1] = 'a'
+    args[#args + 1] = int((f[6] and tonumber(f[6]) or 0) + 1)
+    args[#args + 1] = 'sa'
+    args[#args + 1] = nows
+  end
+  if result then
+    args[#args + 1] = 'rs'
+    args[#args + 1] = result
+    redis.call(unpack(args))
+    redis.call('HDEL', key, 'le', 'ec', 'em')
+  else
+    redis.call(unpack(args))
+    redis.call('HDEL', key, 'le', 'ec', 'em', 'rs')
+  end
+  local q = f[4]
+  local m = pad(tonumber(f[5])) .. id
+  zrem(Q.qkey(q, 'l'), m)
+  if s == 'claimed' then
+    zrem(Q.K_CLAIMED, m)
+  elseif f[7] then
+    zrem(Q.K_DEADLINE, m)
+  end
+  zadd(Q.qkey(q, 'c'), now, m)
+  zadd(Q.K_EXPIRE, expire, m)
+  zadd(Q.K_FEED, cs, id)
+  count(q, s, -1)
+  count(q, 'completed', 1)
+  Q.wake[q] = true
+  return true
 end
 
 -- renewItem. Returns status and the new lease expiry (or nil); on 'ok' the caller writes `r`.

@@ -3,7 +3,7 @@
 -- latest changeSeq) and changeSeqs are allocated inside scripts, which Redis runs one at a time:
 -- a returned cursor can never be overtaken by a later write, so the feed is gap-free.
 -- A queue filter scans at most `budget` foreign entries per call and then returns its cursor.
--- -> cursor, then one { id, field, value, ... } per item
+-- -> cursor, then one Q.reply() per item
 local after, limit, queue = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local horizon = tonumber(redis.call('GET', Q.K_HORIZON) or '0')
 if after < horizon then
@@ -28,7 +28,7 @@ while found < limit and scanned < budget do
     if queue == '' or redis.call('HGET', Q.ikey(id), 'q') == queue then
       local r = Q.load(id, true)
       if r then
-        out[#out + 1] = Q.flat(r)
+        out[#out + 1] = Q.reply(r)
         found = found + 1
         if found >= limit then
           break

@@ -1,6 +1,6 @@
 -- needs: common queue
 -- claim: ARGV queue, owner, limit, leaseTtl, start '1'|'', from 'p'|'c', expireLimit, promoteLimit
--- -> nextRunAt | nil, then one { id, field, value, ... } per claimed item, in claim order
+-- -> nextRunAt | nil, then one Q.reply() per claimed item, in claim order
 local now = now_ms()
 local queue, owner = ARGV[1], ARGV[2]
 local limit, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -34,15 +34,61 @@ if not from_completed then
     chunked('ZREM', delayed, due, 4000)
     chunked('ZADD', ready, add, 4000)
   end
+  -- The hot path: claimItem and the index moves of Q.write for pending -> claimed | running,
+  -- inlined (see Q.claim_item and Q.write for the general form they must match).
   local popped = redis.call('ZPOPMIN', ready, limit)
+  local nows, les = int(now), int(now + ttl)
+  local state = start and 'running' or 'claimed'
+  local claimed = 0
   for i = 1, #popped, 2 do
-    local r = Q.load(string.sub(popped[i], 33), true)
-    if r and r.v.s == 'pending' then
-      r.popped = true
-      Q.claim_item(r, owner, ttl, start, false, now)
-      Q.write(r, now)
-      out[#out + 1] = Q.flat(r)
+    local id = string.sub(popped[i], 33)
+    local key = Q.ikey(id)
+    local flat = redis.call('HGETALL', key)
+    local s, a, sq, ct, to
+    for k = 1, #flat, 2 do
+      local f = flat[k]
+      if f == 's' then
+        s = flat[k + 1]
+      elseif f == 'a' then
+        a = flat[k + 1]
+      elseif f == 'sq' then
+        sq = flat[k + 1]
+      elseif f == 'ct' then
+        ct = flat[k + 1]
+      elseif f == 'to' then
+        to = flat[k + 1]
+      end
     end
+    if s == 'pending' then
+      local cs = int(Q.next_seq())
+      local m = pad(tonumber(sq)) .. id
+      local delta
+      if start then
+        local attempt = int((a and tonumber(a) or 0) + 1)
+        redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs,
+          'a', attempt, 'sa', nows)
+        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs, 'a', attempt,
+          'sa', nows }
+        if to then
+          Q.zadd(Q.K_DEADLINE, now + tonumber(to), m)
+        end
+      else
+        redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs)
+        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs }
+        Q.zadd(Q.K_CLAIMED, now, m)
+      end
+      if ct then
+        Q.zrem(Q.K_UNCLAIMED, m)
+      end
+      Q.zadd(leased, now + ttl, m)
+      Q.zadd(Q.K_FEED, tonumber(cs), id)
+      claimed = claimed + 1
+      out[#out + 1] = { id, flat, delta }
+    end
+  end
+  if claimed > 0 then
+    Q.count(queue, 'pending', -claimed)
+    Q.count(queue, state, claimed)
   end
 else
   local done = Q.qkey(queue, 'c')
@@ -50,8 +96,8 @@ else
     local r = Q.load(Q.member_id(m), true)
     if r and r.v.s == 'completed' then
       Q.claim_item(r, owner, ttl, false, true, now)
+      out[#out + 1] = Q.reply(r)
       Q.write(r, now)
-      out[#out + 1] = Q.flat(r)
     end
   end
 end

@@ -3,7 +3,7 @@
 -- Each queue's live items are a sorted set by seq; without a queue, the first `limit` matches of
 -- every queue are merged. Filters scan at most `budget` items per queue and call, then report
 -- how far they got as nextAfterSeq.
--- -> nextAfterSeq | nil, then one { id, field, value, ... } per item
+-- -> nextAfterSeq | nil, then one Q.reply() per item
 local queue, state, owner = ARGV[1], ARGV[2], ARGV[3]
 local limit, after = tonumber(ARGV[4]), tonumber(ARGV[5])
 local budget = math.max(10000, limit * 10)
@@ -78,7 +78,7 @@ end
 for _, e in ipairs(page) do
   local r = Q.load(e[2], true)
   if r then
-    out[#out + 1] = Q.flat(r)
+    out[#out + 1] = Q.reply(r)
   end
 end
 return out
