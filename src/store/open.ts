@@ -10,7 +10,6 @@ import { InvalidArgumentError, UnknownStoreError } from '../errors.js';
 import type { Clock } from '../time/clock.js';
 import { openMemoryStore } from './memory/index.js';
 import type { Store } from './port.js';
-import { openRedisStore } from './redis/index.js';
 import { VALIDATED, withValidation } from './validating-store.js';
 
 /** Options understood by `openStore`; each backend reads the ones that concern it. */
@@ -30,8 +29,9 @@ const openers = new Map<string, StoreOpener>([
     async (url, options) =>
       openMemoryStore(url.pathname, { ...(options.clock ? { clock: options.clock } : {}) }),
   ],
-  ['redis:', openRedisStore],
-  ['rediss:', openRedisStore],
+  // Loaded on first use, so that processes without Redis never load its driver.
+  ['redis:', async (url, options) => (await import('./redis/index.js')).openRedisStore(url, options)],
+  ['rediss:', async (url, options) => (await import('./redis/index.js')).openRedisStore(url, options)],
 ]);
 
 /** Register (or replace) the opener of a URL scheme such as `'mystore:'`. */
