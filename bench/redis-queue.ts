@@ -9,8 +9,11 @@
  *    completions go through one settle batcher (up to 100 ops or 2 ms, as the tasks worker of
  *    tasks.md §2.4 batches settles), until the queue is empty.
  * ROTA_BENCH_ITEMS (default 10 000) and ROTA_BENCH_ROUNDS (default 3) change the size and repeats.
+ * Besides wall-clock rates it reports the Redis server's CPU time per item (INFO cpu, main thread),
+ * which is the server's capacity limit and is steadier than wall time on a shared machine.
  */
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { openStore } from '../src/store/open.js';
 import type { SettleOp, SettleResult, Store } from '../src/store/port.js';
 import { dropRedisPrefix } from '../test/support/stores.js';
@@ -104,19 +107,32 @@ async function work(stores: Store[], queue: string): Promise<{ ms: number; done:
 }
 
 const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
+const admin = new Redis(url);
+/** Seconds of CPU the Redis main thread has used. */
+async function redisCpu(): Promise<number> {
+  const info = await admin.info('cpu');
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return field('used_cpu_user_main_thread') + field('used_cpu_sys_main_thread');
+}
+const perItem = (seconds: number) => `${((seconds * 1e6) / ITEMS).toFixed(0)} µs Redis CPU/item`;
 
 for (let round = 1; round <= ROUNDS; round++) {
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
   // Two client connections, as two worker processes would have.
   const stores = [await openStore(url, { prefix }), await openStore(url, { prefix })];
   const store = stores[0] as Store;
+  const cpu0 = await redisCpu();
   const enqueueMs = await enqueueAll(store, 'bench');
+  const cpu1 = await redisCpu();
   const { ms, done } = await work(stores, 'bench');
+  const cpu2 = await redisCpu();
   if (done !== ITEMS) throw new Error(`completed ${done} of ${ITEMS}`);
   console.log(
-    `round ${round}: bulk enqueue ${ITEMS} in chunks of ${CHUNK}: ${Math.round(enqueueMs)} ms = ${rate(ITEMS, enqueueMs)} items/s; ` +
-      `claim+complete (concurrency ${CONCURRENCY}, batches of ${BATCH}): ${Math.round(ms)} ms = ${rate(done, ms)} items/s`,
+    `round ${round}: bulk enqueue ${ITEMS} in chunks of ${CHUNK}: ${rate(ITEMS, enqueueMs)} items/s ` +
+      `(${perItem(cpu1 - cpu0)}); claim+complete (concurrency ${CONCURRENCY}, claim batches of ${BATCH}): ` +
+      `${rate(done, ms)} items/s (${perItem(cpu2 - cpu1)})`,
   );
   await Promise.all(stores.map((s) => s.close()));
   await dropRedisPrefix(url, prefix);
 }
+admin.disconnect();
