@@ -92,7 +92,9 @@ describe('redis queue scripts match queue-model.ts', { skip: !enabled, timeout: 
               priority: pick([0, 0, 5, -1]),
               maxAttempts: pick([1, 2, 3]),
               ...(rand() < 0.4 ? { deadLetter: 'dlq' } : {}),
-              ...(rand() < 0.3 ? { dedup: { key: pick(['d1', 'd2']), mode: pick(['keep', 'replace'] as const) } } : {}),
+              ...(rand() < 0.3
+                ? { dedup: { key: pick(['d1', 'd2']), mode: pick(['keep', 'replace'] as const) } }
+                : {}),
               ...(rand() < 0.2 ? { opId: 'op' } : {}),
               ...(rand() < 0.2 ? { meta: '{"m":1}' } : {}),
             };
@@ -163,7 +165,13 @@ describe('redis queue scripts match queue-model.ts', { skip: !enabled, timeout: 
                     : kind === 'complete'
                       ? { op: 'complete', ...fenced, result: extra.result }
                       : kind === 'retry'
-                        ? { op: 'retry', ...fenced, error: extra.error, retryIn: 0, refundAttempt: extra.refundAttempt }
+                        ? {
+                            op: 'retry',
+                            ...fenced,
+                            error: extra.error,
+                            retryIn: 0,
+                            refundAttempt: extra.refundAttempt,
+                          }
                         : kind === 'fail'
                           ? { op: 'fail', ...fenced, error: extra.error }
                           : kind === 'release'
