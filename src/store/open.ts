@@ -5,6 +5,7 @@
  * |---|---|
  * | `memory:` / `memory:<name>` | in-process (private, or shared by name within the process) |
  * | `etcd://host:2379[,host2:2379][/?prefix=rota/]` | etcd (`src/store/etcd/`), loaded on first use |
+ * | `redis://host:port[/db]?prefix=…` / `rediss://…` | Redis (TLS with `rediss:`), see docs/stores.md |
  */
 import { InvalidArgumentError, UnknownStoreError } from '../errors.js';
 import type { Clock } from '../time/clock.js';
@@ -37,6 +38,9 @@ const openers = new Map<string, StoreOpener>([
   ],
   // Loaded on demand, so the gRPC client is only imported by programs that use etcd.
   ['etcd:', async (_url, options, raw) => (await import('./etcd/index.js')).openEtcdStore(raw, options)],
+  // Loaded on first use, so that processes without Redis never load its driver.
+  ['redis:', async (url, options) => (await import('./redis/index.js')).openRedisStore(url, options)],
+  ['rediss:', async (url, options) => (await import('./redis/index.js')).openRedisStore(url, options)],
 ]);
 
 /** WHATWG URLs refuse `scheme://h1:p1,h2:p2/...`; parse such a URL with its first host. */

@@ -6,7 +6,8 @@
  * under CI=true where that is a failure.
  */
 
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import type { StoreFixture } from '../../src/store/conformance/index.js';
 import { MemoryEngine } from '../../src/store/memory/index.js';
 import { openStore } from '../../src/store/open.js';
@@ -32,6 +33,46 @@ const memory: BackendFixture = {
       async destroy() {
         await Promise.all(clients.map((c) => c.close()));
         engine.kv.dispose();
+      },
+    };
+  },
+};
+
+/** Delete every key of a Redis store prefix (`{prefix}:*`). */
+export async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await admin.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await admin.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    admin.disconnect();
+  }
+}
+
+const redis: BackendFixture = {
+  name: 'redis',
+  serverEnv: 'ROTA_TEST_REDIS_URL',
+  async create() {
+    const url = process.env.ROTA_TEST_REDIS_URL as string;
+    // Each test gets its own key prefix, dropped in destroy().
+    const prefix = `rt-${randomBytes(6).toString('hex')}`;
+    const open = () => openStore(url, { prefix });
+    const clients: Store[] = [await open()];
+    return {
+      store: clients[0]!,
+      async connect() {
+        const client = await open();
+        clients.push(client);
+        return client;
+      },
+      async destroy() {
+        await Promise.all(clients.map((c) => c.close()));
+        await dropRedisPrefix(url, prefix);
       },
     };
   },
@@ -73,7 +114,7 @@ const etcd: BackendFixture = {
 };
 
 /** Every backend fixture this build has, in a stable order. */
-export const allFixtures: BackendFixture[] = [memory, etcd];
+export const allFixtures: BackendFixture[] = [memory, redis, etcd];
 
 /** The fixtures selected by ROTA_TEST_STORES (default: all). Unknown names are an error. */
 export function selectedFixtures(): BackendFixture[] {
