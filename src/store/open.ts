@@ -4,12 +4,19 @@
  * | URL | store |
  * |---|---|
  * | `memory:` / `memory:<name>` | in-process (private, or shared by name within the process) |
+ * | `sqlite:./file.db`, `sqlite:/abs/file.db`, `sqlite::memory:` | SQLite file shared by processes on one host (WAL) |
  */
 import { InvalidArgumentError, UnknownStoreError } from '../errors.js';
 import type { Clock } from '../time/clock.js';
 import { openMemoryStore } from './memory/index.js';
 import type { Store } from './port.js';
 import { VALIDATED, withValidation } from './validating-store.js';
+
+/**
+ * The store used when none is configured: the embedded SQLite file `./.rota/rota.db`, relative to
+ * the current directory (created with its folder on first use).
+ */
+export const DEFAULT_EMBEDDED_STORE = 'sqlite:./.rota/rota.db';
 
 /** Options understood by `openStore`; each backend reads the ones that concern it. */
 export interface OpenStoreOptions {
@@ -28,6 +35,8 @@ const openers = new Map<string, StoreOpener>([
     async (url, options) =>
       openMemoryStore(url.pathname, { ...(options.clock ? { clock: options.clock } : {}) }),
   ],
+  // Loaded on first use, so the native driver is needed only by those who open a SQLite store.
+  ['sqlite:', async (url, options) => (await import('./sqlite/index.js')).openSqliteStore(url, options)],
 ]);
 
 /** Register (or replace) the opener of a URL scheme such as `'mystore:'`. */
