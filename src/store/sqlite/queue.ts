@@ -41,6 +41,7 @@ import {
 } from '../queue-model.js';
 import type { Connection, Counters } from './connection.js';
 import { type ItemRow, itemParams, rowToItem } from './item-row.js';
+import type { ItemColumn } from './sql/items.js';
 import {
   COMPLETED_HEAD,
   COUNT_ALL,
@@ -65,6 +66,7 @@ import {
   SWEEP_UNCLAIMED,
   SWEEP_UNSTARTED,
   UPSERT_ITEM,
+  updateItemSql,
 } from './sql/items.js';
 
 /** Expired leases applied per claim at most (the rest on the next claim or sweep). */
@@ -79,6 +81,9 @@ export class QueueTx {
   readonly conn: Connection;
   readonly now: number;
   readonly #counters: Counters;
+  /** UPDATE statements by changed-column set (few distinct sets: one per kind of transition). */
+  static readonly #updateSql = new Map<string, string>();
+  readonly #updates = QueueTx.#updateSql;
   /** True once an item row was written (the hub then looks for wake-ups). */
   wrote = false;
 
@@ -105,13 +110,38 @@ export class QueueTx {
       .map(rowToItem);
   }
 
-  write(item: ItemRecord): void {
-    this.conn.stmt(UPSERT_ITEM).run(itemParams(item, this.now));
+  /**
+   * Store `item`. With `prev` (the stored record it replaces, same id and incarnation), only the
+   * changed columns are written.
+   */
+  write(item: ItemRecord, prev?: ItemRecord | null): void {
+    const next = itemParams(item, this.now);
     this.wrote = true;
+    if (!prev || prev.seq !== item.seq) {
+      this.conn.stmt(UPSERT_ITEM).run(next);
+      return;
+    }
+    const old = itemParams(prev, this.now);
+    const changed: ItemColumn[] = [];
+    const params: Partial<ItemRow> = { id: item.id };
+    for (const column of Object.keys(next) as ItemColumn[]) {
+      if (next[column] !== old[column]) {
+        changed.push(column);
+        params[column] = next[column];
+      }
+    }
+    if (changed.length === 0) return;
+    const key = changed.join(',');
+    let sql = this.#updates.get(key);
+    if (!sql) {
+      sql = updateItemSql(changed);
+      this.#updates.set(key, sql);
+    }
+    this.conn.stmt(sql).run(params);
   }
 
-  apply(t: Transition): void {
-    this.write(t.item);
+  apply(t: Transition, prev: ItemRecord | null): void {
+    this.write(t.item, prev);
     if (t.deadLetter) {
       const existing = this.load(t.deadLetter.id);
       if (!existing || existing.state === 'deleted')
@@ -125,7 +155,7 @@ export class QueueTx {
     if (current.state === 'completed') return current;
     const t = expireLease(current, this.now, this.nextSeq());
     if (!t) return current;
-    this.apply(t);
+    this.apply(t, current);
     return t.item;
   }
 
@@ -159,15 +189,18 @@ export function enqueue(tx: QueueTx, items: NewItem[]): EnqueueResult[] {
       const holder = row ? rowToItem(row) : null;
       if (holder && dedupActive(holder, now)) {
         if (item.dedup.mode === 'replace' && holder.state === 'pending') {
-          tx.write({
-            ...holder,
-            payload: item.payload,
-            priority: item.priority ?? ITEM_DEFAULTS.priority,
-            runAt: item.runAt ?? now + (item.delay ?? 0),
-            meta: item.meta ?? holder.meta,
-            updatedAt: now,
-            changeSeq: tx.nextSeq(),
-          });
+          tx.write(
+            {
+              ...holder,
+              payload: item.payload,
+              priority: item.priority ?? ITEM_DEFAULTS.priority,
+              runAt: item.runAt ?? now + (item.delay ?? 0),
+              meta: item.meta ?? holder.meta,
+              updatedAt: now,
+              changeSeq: tx.nextSeq(),
+            },
+            holder,
+          );
           results.push({ id: holder.id, seq: holder.seq, status: 'replaced' });
         } else {
           results.push({ id: holder.id, seq: holder.seq, status: 'deduplicated' });
@@ -186,7 +219,7 @@ export function claim(tx: QueueTx, request: ClaimRequest): ClaimResult {
   const { now } = tx;
   for (const rec of tx.rows(QUEUE_EXPIRED_LEASES, request.queue, now, CLAIM_EXPIRE_BATCH)) {
     const t = expireLease(rec, now, tx.nextSeq());
-    if (t) tx.apply(t);
+    if (t) tx.apply(t, rec);
   }
   const from = request.from ?? 'pending';
   let candidates: ItemRecord[];
@@ -199,7 +232,7 @@ export function claim(tx: QueueTx, request: ClaimRequest): ClaimResult {
   const items: QueueItem[] = [];
   for (const rec of candidates) {
     const claimed = claimItem(rec, request, now, tx.nextSeq());
-    tx.write(claimed);
+    tx.write(claimed, rec);
     items.push(claimed);
   }
   let nextRunAt: number | null = null;
@@ -218,7 +251,7 @@ export function renew(tx: QueueTx, entries: RenewEntry[], leaseTtl: number): Ren
     // An expired lease is not renewable: someone may already be allowed to take the item.
     const current = tx.expireIfDue(tx.load(entry.id));
     const { result, item } = renewItem(current, entry, leaseTtl, tx.now, tx.nextSeq());
-    if (item) tx.write(item);
+    if (item) tx.write(item, current);
     return result;
   });
 }
@@ -227,7 +260,7 @@ export function settle(tx: QueueTx, ops: SettleOp[]): SettleResult[] {
   return ops.map((op) => {
     const current = tx.expireIfDue(tx.load(op.id));
     const { result, transition } = settleItem(current, op, tx.now, tx.nextSeq());
-    if (transition) tx.apply(transition);
+    if (transition) tx.apply(transition, current);
     return result;
   });
 }
@@ -260,27 +293,27 @@ export function sweep(tx: QueueTx, options: SweepOptions = {}): SweepResult {
   for (const rec of due(SWEEP_EXPIRED_LEASES, now)) {
     const t = expireLease(rec, now, tx.nextSeq());
     if (!t) continue;
-    tx.apply(t);
+    tx.apply(t, rec);
     if (rec.state === 'claimed') counts.reclaimed++;
     else if (rec.state === 'running') counts.stalled++;
     else counts.unresolved++;
   }
   if (options.startTimeout !== undefined) {
     for (const rec of due(SWEEP_UNSTARTED, now - options.startTimeout)) {
-      tx.write(unstartItem(rec, now, tx.nextSeq()));
+      tx.write(unstartItem(rec, now, tx.nextSeq()), rec);
       counts.unstarted++;
     }
   }
   for (const rec of due(SWEEP_TIMED_OUT, now - (options.abortGrace ?? 0))) {
-    tx.apply(timeoutItem(rec, now, tx.nextSeq()));
+    tx.apply(timeoutItem(rec, now, tx.nextSeq()), rec);
     counts.timedOut++;
   }
   for (const rec of due(SWEEP_UNCLAIMED, now)) {
-    tx.write(unclaimedItem(rec, now, tx.nextSeq()));
+    tx.write(unclaimedItem(rec, now, tx.nextSeq()), rec);
     counts.unclaimed++;
   }
   for (const rec of due(SWEEP_EXPIRED_RETENTION, now)) {
-    tx.write(pruneItem(rec, now, tx.nextSeq()));
+    tx.write(pruneItem(rec, now, tx.nextSeq()), rec);
     counts.pruned++;
   }
   const tombstones = tx.conn

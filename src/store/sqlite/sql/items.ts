@@ -52,6 +52,14 @@ ${COLUMNS.filter((c) => c !== 'id')
   .map((c) => `  ${c} = excluded.${c}`)
   .join(',\n')}`;
 
+/**
+ * Update only the given columns of an existing row: SQLite then maintains only the indexes that
+ * involve them, which is most of the cost of a transition.
+ */
+export function updateItemSql(columns: readonly ItemColumn[]): string {
+  return `UPDATE rota_items SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`;
+}
+
 export const GET_ITEM = `SELECT * FROM rota_items WHERE id = ?`;
 
 export const GET_LIVE_ITEM = `SELECT * FROM rota_items WHERE id = ? AND state != 'deleted'`;
@@ -113,9 +121,12 @@ export const FEED_ALL = `SELECT * FROM rota_items WHERE change_seq > ? ORDER BY 
 export const FEED_QUEUE = `
 SELECT * FROM rota_items WHERE queue = ? AND change_seq > ? ORDER BY change_seq LIMIT ?`;
 
-/** Queues with items that became runnable, completed or deleted after a change cursor (wake-ups). */
+/**
+ * Queues with items that became runnable, completed or deleted after a change cursor (wake-ups).
+ * The index is named because DISTINCT would otherwise tempt the planner into a full index scan.
+ */
 export const WOKEN_QUEUES = `
-SELECT DISTINCT queue FROM rota_items
+SELECT DISTINCT queue FROM rota_items INDEXED BY rota_items_feed
 WHERE change_seq > ? AND state IN ('pending', 'completed', 'deleted')`;
 
 // ---- sweep rules (each bounded by a limit, oldest first) -----------------------------------
