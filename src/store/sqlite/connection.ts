@@ -13,7 +13,7 @@ import {
   StoreReadonlyError,
 } from '../../errors.js';
 import { toSafeInteger } from '../keys.js';
-import { driverCode, mapSqliteError } from './errors.js';
+import { driverCode, isBusy, mapSqliteError } from './errors.js';
 import type { SqliteSettings } from './options.js';
 import { CURRENT_SCHEMA_VERSION, inspectSchema, migrate } from './schema.js';
 import { READ_COUNTERS, WRITE_COUNTERS } from './sql/counters.js';
@@ -62,8 +62,17 @@ function prepareFolder(path: string): void {
   try {
     stat = statSync(path);
   } catch (err) {
-    if (driverCode(err) !== 'ENOENT')
-      throw new StoreCorruptError(`cannot read the store file ${path}`, { cause: err, detail: { path } });
+    const code = driverCode(err);
+    if (code === 'ENOTDIR')
+      throw new InvalidArgumentError(`sqlite store: a parent of ${path} is a file, not a folder`, {
+        cause: err,
+        detail: { field: 'store', path },
+      });
+    if (code !== 'ENOENT')
+      throw new StoreCorruptError(`cannot read the store file ${path} (${code})`, {
+        cause: err,
+        detail: { path },
+      });
   }
   if (stat?.isDirectory())
     throw new InvalidArgumentError(`sqlite store: ${path} is a folder, not a database file`, {
@@ -102,6 +111,23 @@ function prepareFolder(path: string): void {
     );
 }
 
+/** Check what the file holds, then set the pragmas and migrate. Safe to run again after SQLITE_BUSY. */
+function setUp(db: Database, settings: SqliteSettings): void {
+  // A read first: a file that is not a database fails here, before anything is written to it.
+  db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
+  // Refuse foreign or newer files before changing anything about them (even the journal mode).
+  const version = inspectSchema(db, settings.path);
+  if (!settings.memory) {
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal')
+      throw new StoreError(`cannot switch ${settings.path} to WAL mode (got ${String(mode)})`, {
+        detail: { path: settings.path },
+      });
+  }
+  db.pragma(`synchronous = ${settings.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  if (version !== CURRENT_SCHEMA_VERSION) migrate(db, settings.path);
+}
+
 export class Connection {
   readonly db: Database;
   readonly settings: SqliteSettings;
@@ -137,24 +163,19 @@ export class Connection {
         });
       throw mapSqliteError(err, 'cannot open the SQLite store', settings.path);
     }
-    try {
-      // A read first: a file that is not a database fails here, before anything is written to it.
-      db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get();
-      // Refuse foreign or newer files before changing anything about them (even the journal mode).
-      const version = inspectSchema(db, settings.path);
-      if (!settings.memory) {
-        const mode = db.pragma('journal_mode = WAL', { simple: true });
-        if (mode !== 'wal')
-          throw new StoreError(`cannot switch ${settings.path} to WAL mode (got ${String(mode)})`, {
-            detail: { path: settings.path },
-          });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        setUp(db, settings);
+        return new Connection(db, settings);
+      } catch (err) {
+        // Another process may be creating or migrating the file right now: wait and look again.
+        if (isBusy(err) && attempt < settings.busyRetries) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(100, 5 * 2 ** attempt)));
+          continue;
+        }
+        db.close();
+        throw mapSqliteError(err, 'cannot open the SQLite store', settings.path);
       }
-      db.pragma(`synchronous = ${settings.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-      if (version !== CURRENT_SCHEMA_VERSION) migrate(db, settings.path);
-      return new Connection(db, settings);
-    } catch (err) {
-      db.close();
-      throw mapSqliteError(err, 'cannot open the SQLite store', settings.path);
     }
   }
 

@@ -42,7 +42,10 @@ import {
 const EMPTY = new Uint8Array(0);
 /** Leases expired per write transaction at most; the rest go in the next one. */
 const EXPIRE_BATCH = 1000;
-/** Auto-compaction runs once the history exceeds its limit by this many revisions. */
+/**
+ * Auto-compaction runs once the history exceeds its limit by this many revisions (or by the limit
+ * itself when that is smaller), so it deletes a batch at a time, not one revision per write.
+ */
 const COMPACT_SLACK = 1024;
 
 interface KvRow {
@@ -265,7 +268,7 @@ export class RevisionWriter {
   finish(historyLimit: number): void {
     if (!this.wrote) return;
     this.#counters.revision = this.revision;
-    if (this.revision - this.#counters.compactRevision > historyLimit + COMPACT_SLACK)
+    if (this.revision - this.#counters.compactRevision > historyLimit + Math.min(COMPACT_SLACK, historyLimit))
       compactHistory(this.#conn, this.#counters, this.revision - historyLimit);
   }
 }

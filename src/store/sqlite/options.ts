@@ -4,9 +4,15 @@ import { InvalidArgumentError } from '../../errors.js';
 
 /** Settings of a SQLite store. Each can be given as a URL query parameter or an option of the same name. */
 export interface SqliteStoreOptions {
-  /** How long one statement waits for another process's write lock, in ms (SQLite `busy_timeout`). Default 5 000. */
+  /**
+   * How long one statement waits for another process's write lock, in ms (SQLite `busy_timeout`).
+   * The wait blocks the event loop, so it is kept short and retried. Default 250.
+   */
   busyTimeout?: number;
-  /** Further attempts of a transaction that still found the database locked (with a short back-off). Default 3. */
+  /**
+   * Further attempts of a transaction that still found the database locked, each after an async
+   * back-off (5 ms doubling up to 100 ms, plus jitter) during which the event loop runs. Default 40.
+   */
   busyRetries?: number;
   /** How often each process checks the file for other processes' commits, in ms (`PRAGMA data_version`). Default 10. */
   pollInterval?: number;
@@ -17,8 +23,8 @@ export interface SqliteStoreOptions {
 }
 
 export const SQLITE_DEFAULTS: Required<SqliteStoreOptions> = Object.freeze({
-  busyTimeout: 5000,
-  busyRetries: 3,
+  busyTimeout: 250,
+  busyRetries: 40,
   pollInterval: 10,
   historyLimit: 100_000,
   synchronous: 'normal',
@@ -32,7 +38,7 @@ export interface SqliteSettings extends Required<SqliteStoreOptions> {
 
 const INTEGER_OPTIONS: Record<string, [min: number, max: number]> = {
   busyTimeout: [0, 600_000],
-  busyRetries: [0, 100],
+  busyRetries: [0, 1000],
   pollInterval: [1, 10_000],
   historyLimit: [1, Number.MAX_SAFE_INTEGER],
 };

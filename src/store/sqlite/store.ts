@@ -111,7 +111,7 @@ export class SqliteStore implements Store {
       } catch (err) {
         // Every failed call was rolled back, so running it again is safe.
         if (isBusy(err) && attempt < this.#settings.busyRetries) {
-          await sleep(5 * 2 ** attempt + Math.random() * 10);
+          await sleep(Math.min(100, 5 * 2 ** attempt) + Math.random() * 10);
           continue;
         }
         throw mapSqliteError(err, what, this.#settings.path);

@@ -1,0 +1,73 @@
+/** Helpers for the SQLite tests: temp folders and child processes acting on the same file. */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const ACTOR = join(import.meta.dirname, 'children', 'actor.ts');
+
+/** A fresh temp folder, removed by `cleanup`. */
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'rota-sqlite-test-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface Actor {
+  child: ChildProcessWithoutNullStreams;
+  /** Resolves with the first line equal to `line` (e.g. `"ready"`). */
+  waitFor(line: string): Promise<void>;
+  /** Send a line on stdin. */
+  send(line: string): void;
+  /** The last JSON line printed, once the process exits (rejects after `timeoutMs`). */
+  result<T = unknown>(timeoutMs?: number): Promise<T>;
+}
+
+/** Start the actor child process: `node --import tsx actor.ts <args>`. `uid` runs it as another user. */
+export function startActor(args: string[], options: { uid?: number; gid?: number } = {}): Actor {
+  const child = spawn(process.execPath, ['--import', 'tsx', ACTOR, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...options,
+  });
+  const lines: string[] = [];
+  const waiters: { line: string; resolve: () => void }[] = [];
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += String(d);
+  });
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    for (const w of [...waiters]) {
+      if (JSON.stringify(w.line) === line) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    waitFor: (line) =>
+      lines.includes(JSON.stringify(line))
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => waiters.push({ line, resolve })),
+    send: (line) => child.stdin.write(`${line}\n`),
+    async result<T>(timeoutMs = 60_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill();
+          reject(new Error(`actor ${args[0]} did not finish within ${timeoutMs} ms; stderr: ${stderr}`));
+        }, timeoutMs);
+      });
+      try {
+        await Promise.race([exited, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      const last = lines[lines.length - 1];
+      if (last === undefined) throw new Error(`actor ${args[0]} printed nothing; stderr: ${stderr}`);
+      return JSON.parse(last) as T;
+    },
+  };
+}
