@@ -108,7 +108,9 @@ async function multiProcess(dir: string): Promise<void> {
   const outputs = children.map((c) => {
     const lines = createInterface({ input: c.stdout });
     const got: string[] = [];
-    const ready = new Promise<void>((resolve) => lines.on('line', (l) => (l === 'ready' ? resolve() : got.push(l))));
+    const ready = new Promise<void>((resolve) =>
+      lines.on('line', (l) => (l === 'ready' ? resolve() : got.push(l))),
+    );
     const exited = new Promise<string[]>((resolve, reject) =>
       c.on('exit', (code) => (code === 0 ? resolve(got) : reject(new Error(`worker exited with ${code}`)))),
     );
