@@ -46,6 +46,7 @@ export function sqliteCapabilities(memory: boolean): StoreCapabilities {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The host wall clock, never going backwards within this process. */
 let lastNow = 0;
@@ -105,6 +106,9 @@ export class SqliteStore implements Store {
   // Transactions with bounded retries on a locked file
 
   async #retry<T>(what: string, fn: () => T): Promise<T> {
+    // The driver is synchronous: without this, a loop of awaited calls would run entirely in
+    // microtasks and starve timers (keep-alives, lease renewals) the way no networked store does.
+    await yieldToEventLoop();
     for (let attempt = 0; ; attempt++) {
       try {
         return fn();
