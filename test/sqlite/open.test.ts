@@ -94,6 +94,18 @@ describe('sqlite: opening', () => {
     }
   });
 
+  it('a call still in flight when the store closes fails with ROTA_CLOSED', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const store = await openStore(sqliteUrl(join(dir, 'closing.db')));
+      const inFlight = store.put('k', enc('v'));
+      await store.close();
+      await rejectsWith(inFlight, 'ROTA_CLOSED');
+    } finally {
+      cleanup();
+    }
+  });
+
   it('refuses malformed URLs and bad settings with ROTA_INVALID_ARGUMENT, creating nothing', async () => {
     const { dir, cleanup } = tempDir();
     try {

@@ -216,17 +216,20 @@ export class Hub {
     });
   }
 
-  #drain(): void {
-    if (this.#closed) return;
+  /** Read what changed; false when the file was locked (the caller looks again later). */
+  #drain(): boolean {
+    if (this.#closed) return true;
     try {
       this.#drainWatchers();
       this.#drainWakeups();
+      return true;
     } catch (err) {
-      // A locked file is retried on the next poll; anything else ends the watches with the cause.
-      if (isBusy(err)) return;
+      if (isBusy(err)) return false;
+      // Anything but a lock ends the watches, with the cause.
       const error: RotaError = mapSqliteError(err, 'watch', this.#conn.settings.path);
       for (const w of this.#watchers) w.channel.fail(error);
       this.#watchers.clear();
+      return true;
     }
   }
 
@@ -239,9 +242,9 @@ export class Hub {
       if (this.#closed) return;
       try {
         const version = this.#readDataVersion();
-        if (version !== this.#dataVersion) {
+        // The version is recorded only once its changes were read, so a locked read is retried.
+        if (version !== this.#dataVersion && this.#drain()) {
           this.#dataVersion = version;
-          this.#drain();
           this.refreshLeaseTimer();
         }
       } catch {
@@ -257,8 +260,14 @@ export class Hub {
   /** Re-arm the expiry timer at the earliest lease expiry in the file. */
   refreshLeaseTimer(): void {
     if (this.#closed) return;
-    const earliest = this.#conn.stmt(EARLIEST_LEASE_EXPIRY).pluck().get() as number | null;
-    const at = earliest ?? Number.POSITIVE_INFINITY;
+    let at: number;
+    try {
+      at =
+        (this.#conn.stmt(EARLIEST_LEASE_EXPIRY).pluck().get() as number | null) ?? Number.POSITIVE_INFINITY;
+    } catch {
+      // Locked or failing: look again after one poll interval.
+      at = this.#now() + this.#conn.settings.pollInterval;
+    }
     if (at === this.#leaseTimerAt && this.#leaseTimer !== undefined) return;
     systemClock.clearTimeout(this.#leaseTimer);
     this.#leaseTimer = undefined;

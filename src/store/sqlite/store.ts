@@ -4,7 +4,7 @@
  * on the same file are seen through the change log.
  */
 import { realpathSync } from 'node:fs';
-import { LeaseNotFoundError } from '../../errors.js';
+import { ClosedError, LeaseNotFoundError } from '../../errors.js';
 import { Channel } from '../../util/channel.js';
 import type {
   ChangesQuery,
@@ -110,6 +110,7 @@ export class SqliteStore implements Store {
     // microtasks and starve timers (keep-alives, lease renewals) the way no networked store does.
     await yieldToEventLoop();
     for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new ClosedError('the store was closed');
       try {
         return fn();
       } catch (err) {
