@@ -76,6 +76,10 @@ async function hubFor(conn: Connection): Promise<Hub> {
   return hub.acquire();
 }
 
+/**
+ * A client of a SQLite store (the unvalidated backend; `openStore('sqlite:...')` returns it wrapped
+ * by `withValidation`). Every call is one transaction on this client's own connection.
+ */
 export class SqliteStore implements Store {
   readonly capabilities: StoreCapabilities;
   readonly #conn: Connection;
@@ -92,6 +96,7 @@ export class SqliteStore implements Store {
     this.capabilities = sqliteCapabilities(conn.settings.memory);
   }
 
+  /** Open a client for parsed settings (see `parseSqliteUrl`). */
   static async open(settings: SqliteSettings): Promise<SqliteStore> {
     const conn = await Connection.open(settings);
     try {
