@@ -1,7 +1,7 @@
 /**
  * Files Rota must not use: corrupt, foreign, newer schema, read-only, unreadable. Each is a coded
- * error and the file is left exactly as it was. Permission cases run in a child process as an
- * unprivileged user when the tests run as root (root ignores file modes).
+ * error and the file is left exactly as it was. Permission cases run in a child process that
+ * obeys file modes (a root parent drops the capabilities that let root ignore them).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -16,10 +16,9 @@ import { startActor, tempDir } from './support.js';
 
 const digest = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-/** Open `url` in a child process (as `nobody` when we are root) and return the error code, or 'ok'. */
+/** Open `url` in a child process that obeys file modes, even as root; the error code or 'ok'. */
 async function openElsewhere(url: string): Promise<string> {
-  const asRoot = process.getuid?.() === 0;
-  const actor = startActor(['open', url], asRoot ? { uid: 65534, gid: 65534 } : {});
+  const actor = startActor(['open', url], { obeyFileModes: true });
   const result = await actor.result<{ ok?: boolean; error?: { code: string } }>(30_000);
   return result.ok ? 'ok' : (result.error?.code ?? 'none');
 }

@@ -23,12 +23,19 @@ export interface Actor {
   result<T = unknown>(timeoutMs?: number): Promise<T>;
 }
 
-/** Start the actor child process: `node --import tsx actor.ts <args>`. `uid` runs it as another user. */
-export function startActor(args: string[], options: { uid?: number; gid?: number } = {}): Actor {
-  const child = spawn(process.execPath, ['--import', 'tsx', ACTOR, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    ...options,
-  });
+/**
+ * Start the actor child process: `node --import tsx actor.ts <args>`. With `obeyFileModes` a root
+ * parent starts it without the capabilities that let root ignore file modes (via `setpriv`), so
+ * read-only files and folders are read-only to it too.
+ */
+export function startActor(args: string[], options: { obeyFileModes?: boolean } = {}): Actor {
+  const node = [process.execPath, '--import', 'tsx', ACTOR, ...args];
+  const dropCaps = options.obeyFileModes === true && process.getuid?.() === 0;
+  const caps = '-dac_override,-dac_read_search';
+  const [command, ...rest] = dropCaps
+    ? ['setpriv', `--inh-caps=${caps}`, `--bounding-set=${caps}`, '--', ...node]
+    : node;
+  const child = spawn(command as string, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const waiters: { line: string; resolve: () => void }[] = [];
   let stderr = '';
