@@ -1,7 +1,7 @@
 /** Helpers for the SQLite tests: temp folders and child processes acting on the same file. */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -36,6 +36,15 @@ export function startActor(args: string[], options: { obeyFileModes?: boolean } 
     ? ['setpriv', `--inh-caps=${caps}`, `--bounding-set=${caps}`, '--', ...node]
     : node;
   const child = spawn(command as string, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Lowest CPU priority: these children must not slow down timing-sensitive tests that
+  // `npm test` runs at the same time in other processes (they only need to finish, not be fast).
+  if (child.pid !== undefined) {
+    try {
+      setPriority(child.pid, 19);
+    } catch {
+      // Not permitted here: run at normal priority.
+    }
+  }
   const lines: string[] = [];
   const waiters: { line: string; resolve: () => void }[] = [];
   let stderr = '';
