@@ -77,9 +77,11 @@ async function child(url: string): Promise<void> {
   process.stdout.write('ready\n');
   await new Promise<void>((resolve) => lines.once('line', () => resolve()));
   const start = Date.now();
+  const cpu0 = process.cpuUsage();
   const done = await work(store, `p${process.pid}`);
   const end = Date.now();
-  process.stdout.write(`${JSON.stringify({ start, end, done })}\n`);
+  const cpu = process.cpuUsage(cpu0);
+  process.stdout.write(`${JSON.stringify({ start, end, done, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
   lines.close();
   await store.close();
 }
@@ -88,11 +90,15 @@ async function singleProcess(dir: string): Promise<void> {
   const store = await openStore(sqliteUrl(join(dir, 'single.db')));
   await fill(store);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const done = await work(store, 'solo');
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   await store.close();
   console.log(
-    `1 process : ${done} items claimed+completed in ${ms.toFixed(0)} ms = ${Math.round((done / ms) * 1000)} items/s`,
+    `1 process : ${done} items claimed+completed in ${ms.toFixed(0)} ms = ${Math.round((done / ms) * 1000)} items/s` +
+      ` (CPU ${cpuMs.toFixed(0)} ms = ${Math.round((done / cpuMs) * 1000)} items per CPU-second)`,
   );
 }
 
@@ -119,15 +125,23 @@ async function multiProcess(dir: string): Promise<void> {
   await Promise.all(outputs.map((o) => o.ready));
   for (const c of children) c.stdin.write('go\n');
   const reports = (await Promise.all(outputs.map((o) => o.exited))).map(
-    (lines) => JSON.parse(lines[lines.length - 1] as string) as { start: number; end: number; done: number },
+    (lines) =>
+      JSON.parse(lines[lines.length - 1] as string) as {
+        start: number;
+        end: number;
+        done: number;
+        cpuMs: number;
+      },
   );
+  const cpuMs = reports.reduce((n, r) => n + r.cpuMs, 0);
   const done = reports.reduce((n, r) => n + r.done, 0);
   const ms = Math.max(...reports.map((r) => r.end)) - Math.min(...reports.map((r) => r.start));
   const completed = (await store.countItems(QUEUE))[QUEUE]?.completed;
   await store.close();
   console.log(
     `${PROCESSES} processes: ${done} items claimed+completed in ${ms} ms = ${Math.round((done / ms) * 1000)} items/s` +
-      ` (per process: ${reports.map((r) => r.done).join(', ')}; completed in store: ${completed})`,
+      ` (per process: ${reports.map((r) => r.done).join(', ')}; completed in store: ${completed};` +
+      ` CPU of all workers ${cpuMs.toFixed(0)} ms = ${Math.round((done / cpuMs) * 1000)} items per CPU-second)`,
   );
 }
 
