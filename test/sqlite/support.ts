@@ -36,11 +36,11 @@ export function startActor(args: string[], options: { obeyFileModes?: boolean } 
     ? ['setpriv', `--inh-caps=${caps}`, `--bounding-set=${caps}`, '--', ...node]
     : node;
   const child = spawn(command as string, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
-  // Lowest CPU priority: these children must not slow down timing-sensitive tests that
+  // Low CPU priority: these children must not slow down timing-sensitive tests that
   // `npm test` runs at the same time in other processes (they only need to finish, not be fast).
   if (child.pid !== undefined) {
     try {
-      setPriority(child.pid, 19);
+      setPriority(child.pid, 10);
     } catch {
       // Not permitted here: run at normal priority.
     }
