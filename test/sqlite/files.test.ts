@@ -16,11 +16,10 @@ import { startActor, tempDir } from './support.js';
 
 const digest = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-/** Open `url` in a child process that obeys file modes, even as root; the error code or 'ok'. */
-async function openElsewhere(url: string): Promise<string> {
-  const actor = startActor(['open', url], { obeyFileModes: true });
-  const result = await actor.result<{ ok?: boolean; error?: { code: string } }>(30_000);
-  return result.ok ? 'ok' : (result.error?.code ?? 'none');
+/** Open each URL in one child process that obeys file modes, even as root: 'ok' or the error code. */
+async function openElsewhere(urls: string[]): Promise<string[]> {
+  const actor = startActor(['probe', ...urls], { obeyFileModes: true });
+  return actor.result<string[]>(30_000);
 }
 
 describe('sqlite: files it must not use', { concurrency: 3 }, () => {
@@ -88,7 +87,6 @@ describe('sqlite: files it must not use', { concurrency: 3 }, () => {
   }, async () => {
     const { dir, cleanup } = tempDir();
     try {
-      chmodSync(dir, 0o755);
       // A valid store in a folder nobody else may write to.
       const locked = join(dir, 'locked');
       mkdirSync(locked);
@@ -100,38 +98,36 @@ describe('sqlite: files it must not use', { concurrency: 3 }, () => {
       chmodSync(path, 0o666);
       chmodSync(locked, 0o555);
       const before = digest(path);
-      assert.equal(
-        await openElsewhere(sqliteUrl(path)),
-        'ROTA_STORE_READONLY',
-        'existing file, read-only folder',
-      );
-      assert.equal(
-        await openElsewhere(sqliteUrl(join(locked, 'fresh.db'))),
-        'ROTA_STORE_READONLY',
-        'new file',
-      );
-      assert.equal(
-        await openElsewhere(sqliteUrl(join(locked, 'sub', 'x.db'))),
-        'ROTA_STORE_READONLY',
-        'new folder',
+      // Copies of it in a writable folder: read-only, unreadable, and writable.
+      const open = join(dir, 'open');
+      mkdirSync(open);
+      const copy = (name: string, mode: number) => {
+        const file = join(open, name);
+        writeFileSync(file, readFileSync(path));
+        chmodSync(file, mode);
+        return file;
+      };
+      const readOnly = copy('ro.db', 0o444);
+      const unreadable = copy('unreadable.db', 0o000);
+      const writable = copy('rw.db', 0o666);
+      const cases: [string, string, string][] = [
+        ['existing file, read-only folder', path, 'ROTA_STORE_READONLY'],
+        ['new file, read-only folder', join(locked, 'fresh.db'), 'ROTA_STORE_READONLY'],
+        ['new folder under a read-only folder', join(locked, 'sub', 'x.db'), 'ROTA_STORE_READONLY'],
+        ['read-only file', readOnly, 'ROTA_STORE_READONLY'],
+        ['unreadable file', unreadable, 'ROTA_STORE_CORRUPT'],
+        ['writable file', writable, 'ok'],
+      ];
+      const got = await openElsewhere(cases.map(([, file]) => sqliteUrl(file)));
+      assert.deepEqual(
+        cases.map(([what], i) => [what, got[i]]),
+        cases.map(([what, , code]) => [what, code]),
       );
       assert.equal(existsSync(join(locked, 'fresh.db')), false);
-      // A read-only file in a writable folder.
-      const open = join(dir, 'open');
-      mkdirSync(open, { mode: 0o777 });
-      chmodSync(open, 0o777);
-      const ro = join(open, 'ro.db');
-      writeFileSync(ro, readFileSync(path));
-      chmodSync(ro, 0o444);
-      assert.equal(await openElsewhere(sqliteUrl(ro)), 'ROTA_STORE_READONLY', 'read-only file');
-      chmodSync(ro, 0o000);
-      assert.equal(await openElsewhere(sqliteUrl(ro)), 'ROTA_STORE_CORRUPT', 'unreadable file');
-      chmodSync(ro, 0o644);
       assert.equal(digest(path), before);
-      assert.equal(digest(ro), before);
-      // The same file opens fine where it may be written.
-      chmodSync(ro, 0o666);
-      assert.equal(await openElsewhere(sqliteUrl(ro)), 'ok');
+      assert.equal(digest(readOnly), before);
+      chmodSync(unreadable, 0o644);
+      assert.equal(digest(unreadable), before);
     } finally {
       chmodSync(join(dir, 'locked'), 0o755);
       cleanup();

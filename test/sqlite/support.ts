@@ -7,6 +7,14 @@ import { createInterface } from 'node:readline';
 
 const ACTOR = join(import.meta.dirname, 'children', 'actor.ts');
 
+// These tests (and the children they start) burn CPU in bursts; at a lower priority they cannot
+// delay the timers of timing-sensitive suites that `npm test` runs beside them on a small machine.
+try {
+  setPriority(10);
+} catch {
+  // Not permitted here: run at normal priority.
+}
+
 /** A fresh temp folder, removed by `cleanup`. */
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'rota-sqlite-test-'));

@@ -64,7 +64,24 @@ async function race(store: Store, increments: number, name: string) {
   };
 }
 
+/** Open each URL and write to it; the result per URL is 'ok' or the error code. */
+async function probe(urls: string[]): Promise<string[]> {
+  const results: string[] = [];
+  for (const url of urls) {
+    try {
+      const store = await openStore(url);
+      await store.put('probe', new TextEncoder().encode('x'));
+      await store.close();
+      results.push('ok');
+    } catch (err) {
+      results.push((err as { code?: string }).code ?? String(err));
+    }
+  }
+  return results;
+}
+
 async function main(): Promise<unknown> {
+  if (command === 'probe') return probe([target as string, ...args]);
   if (command === 'hold-lock') {
     // Take the write lock with the raw driver and keep it until told (or for at most 20 s).
     const db = new Database(target as string);
@@ -113,8 +130,6 @@ async function main(): Promise<unknown> {
         return await store.enqueue([{ id: String(args[1]), queue: String(args[0]), payload: '{}' }]);
       case 'get':
         return { value: dec((await store.get(String(args[0]))).kv?.value ?? new Uint8Array()) };
-      case 'open':
-        return { ok: true, revision: (await store.put('probe', new TextEncoder().encode('x'))).revision };
       default:
         throw new Error(`unknown command ${command}`);
     }
