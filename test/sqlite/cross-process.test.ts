@@ -28,13 +28,13 @@ async function withStore(
 }
 
 describe('sqlite: across processes', { concurrency: 4 }, () => {
-  it("a watch sees another process's writes, in order", { timeout: 30_000 }, async () => {
+  it("a watch sees another process's writes, in order", { timeout: 120_000 }, async () => {
     await withStore(async (store, url) => {
       const from = (await store.status()).revision + 1;
       const watch = store.watch('x/', { fromRevision: from });
       const writer = startActor(['put', url, 'x/k', '20']);
       const { revisions } = await writer.result<{ revisions: number[] }>();
-      const events = await take(watch, 20, 10_000);
+      const events = await take(watch, 20, 60_000);
       assert.deepEqual(
         events.map((e) => e.revision),
         revisions,
@@ -48,13 +48,13 @@ describe('sqlite: across processes', { concurrency: 4 }, () => {
   });
 
   it("a crashed process's lease expires by time and watchers here see the delete", {
-    timeout: 30_000,
+    timeout: 120_000,
   }, async () => {
     await withStore(async (store, url) => {
       const watch = store.watch('lease/', { fromRevision: (await store.status()).revision + 1 });
       const crashed = startActor(['put-leased', url, 'lease/owner']);
       await crashed.result();
-      const [put, del] = await take(watch, 2, 10_000);
+      const [put, del] = await take(watch, 2, 60_000);
       assert.equal(put?.type, 'put');
       assert.equal(del?.type, 'delete');
       assert.equal(del?.kv.key, 'lease/owner');
@@ -63,7 +63,7 @@ describe('sqlite: across processes', { concurrency: 4 }, () => {
     });
   });
 
-  it("subscribe wakes on another process's enqueue", { timeout: 30_000 }, async () => {
+  it("subscribe wakes on another process's enqueue", { timeout: 120_000 }, async () => {
     await withStore(async (store, url) => {
       let woken = 0;
       const off = store.subscribe('jobs', () => {
@@ -71,14 +71,14 @@ describe('sqlite: across processes', { concurrency: 4 }, () => {
       });
       const producer = startActor(['enqueue', url, 'jobs', 'job-1']);
       await producer.result();
-      await eventually(() => woken > 0, 5000, 'a wake-up from the other process');
+      await eventually(() => woken > 0, 60_000, 'a wake-up from the other process');
       off();
       assert.equal((await store.getItem('job-1'))?.state, 'pending');
     });
   });
 
   it('a watcher that fell behind a compaction by another process gets ROTA_COMPACTED', {
-    timeout: 30_000,
+    timeout: 120_000,
   }, async () => {
     await withStore(async (store, url) => {
       const watch = store.watch('c/');
@@ -88,7 +88,7 @@ describe('sqlite: across processes', { concurrency: 4 }, () => {
         ['--import', 'tsx', ACTOR, 'put-and-compact', url, 'c/', '5'],
         {
           encoding: 'utf8',
-          timeout: 30_000,
+          timeout: 120_000,
         },
       );
       assert.equal(child.status, 0, child.stderr);
@@ -98,7 +98,7 @@ describe('sqlite: across processes', { concurrency: 4 }, () => {
     });
   });
 
-  it('history is compacted automatically past historyLimit', { timeout: 30_000 }, async () => {
+  it('history is compacted automatically past historyLimit', { timeout: 120_000 }, async () => {
     await withStore(
       async (store) => {
         for (let i = 0; i < 60; i++) await store.put(`h/${i % 3}`, new Uint8Array([i]));
@@ -115,7 +115,7 @@ describe('sqlite: across processes', { concurrency: 4 }, () => {
     );
   });
 
-  it('a write waits for a lock held by another process, then succeeds', { timeout: 30_000 }, async () => {
+  it('a write waits for a lock held by another process, then succeeds', { timeout: 120_000 }, async () => {
     await withStore(
       async (store, _url, path) => {
         const holder = startActor(['hold-lock', path]);
@@ -132,7 +132,7 @@ describe('sqlite: across processes', { concurrency: 4 }, () => {
   });
 
   it('a lock held past every retry is ROTA_STORE_UNAVAILABLE and writes nothing', {
-    timeout: 30_000,
+    timeout: 120_000,
   }, async () => {
     await withStore(
       async (store, _url, path) => {

@@ -19,7 +19,7 @@ const digest = (path: string) => createHash('sha256').update(readFileSync(path))
 /** Open each URL in one child process that obeys file modes, even as root: 'ok' or the error code. */
 async function openElsewhere(urls: string[]): Promise<string[]> {
   const actor = startActor(['probe', ...urls], { obeyFileModes: true });
-  return actor.result<string[]>(30_000);
+  return actor.result<string[]>(100_000);
 }
 
 describe('sqlite: files it must not use', { concurrency: 3 }, () => {
@@ -83,7 +83,7 @@ describe('sqlite: files it must not use', { concurrency: 3 }, () => {
   });
 
   it('a read-only folder or file is ROTA_STORE_READONLY; an unreadable file is ROTA_STORE_CORRUPT', {
-    timeout: 60_000,
+    timeout: 120_000,
   }, async () => {
     const { dir, cleanup } = tempDir();
     try {

@@ -23,7 +23,7 @@ interface RaceResult {
 
 describe('sqlite: several processes on one file', () => {
   it('4 processes racing CAS increments and claims lose no update and claim no item twice', {
-    timeout: 120_000,
+    timeout: 240_000,
   }, async () => {
     const { dir, cleanup } = tempDir();
     const url = sqliteUrl(join(dir, 'race.db'));
@@ -43,7 +43,7 @@ describe('sqlite: several processes on one file', () => {
       );
       await Promise.all(actors.map((a) => a.waitFor('ready')));
       for (const a of actors) a.send('go');
-      const results = await Promise.all(actors.map((a) => a.result<RaceResult>(100_000)));
+      const results = await Promise.all(actors.map((a) => a.result<RaceResult>(220_000)));
       for (const r of results) assert.equal(r.error, undefined, JSON.stringify(r.error));
 
       // CAS: every increment landed once; the values each child saw are all distinct.
