@@ -11,7 +11,7 @@ const ACTOR = join(import.meta.dirname, 'children', 'actor.ts');
 // lower priority they delay less the timers of timing-sensitive suites that `npm test` runs beside
 // them on a small machine. They assert no timings themselves, only bounded waits.
 try {
-  setPriority(5);
+  setPriority(10);
 } catch {
   // Not permitted here: run at normal priority.
 }
