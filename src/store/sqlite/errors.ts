@@ -20,8 +20,9 @@ export function isBusy(err: unknown): boolean {
 }
 
 /**
- * Wrap a driver error. `written` says whether the failed call may have applied a write (it never
- * has when the transaction was rolled back, which is how every write path here fails).
+ * Wrap a driver error as a coded RotaError, keeping it as `cause`. A lock time-out is
+ * `ROTA_STORE_UNAVAILABLE` with `ambiguous: false`: every failed transaction here was rolled back,
+ * so nothing of it was applied.
  */
 export function mapSqliteError(err: unknown, what: string, path: string): RotaError {
   if (err instanceof RotaError) return err;
