@@ -179,5 +179,10 @@ export async function depth(
   await stop();
   let duplicates = 0;
   for (const n of tally.counts.values()) if (n > 1) duplicates++;
-  return { backlog: options.backlog, processedPerSec: (options.measure * 1000) / (t1 - t0), duplicates, missing: 0 };
+  return {
+    backlog: options.backlog,
+    processedPerSec: (options.measure * 1000) / (t1 - t0),
+    duplicates,
+    missing: 0,
+  };
 }

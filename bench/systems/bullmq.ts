@@ -1,6 +1,7 @@
 /** BullMQ 6 on Redis, driven with its own bulk and single add calls and a Worker at `concurrency`. */
-import { Queue, Worker } from 'bullmq';
+
 import { randomBytes } from 'node:crypto';
+import { Queue, Worker } from 'bullmq';
 import type { BenchJob, QueueSystem } from './types.js';
 
 export class BullMqSystem implements QueueSystem {

@@ -48,7 +48,9 @@ export class GraphileSystem implements QueueSystem {
 
   async teardown(): Promise<void> {
     if (this.#utils) {
-      await this.#utils.withPgClient((c) => c.query('delete from graphile_worker.jobs')).catch(() => undefined);
+      await this.#utils
+        .withPgClient((c) => c.query('delete from graphile_worker.jobs'))
+        .catch(() => undefined);
       await this.#utils.release();
       this.#utils = null;
     }

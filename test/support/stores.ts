@@ -7,11 +7,15 @@
  */
 
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { StoreFixture } from '../../src/store/conformance/index.js';
 import { MemoryEngine } from '../../src/store/memory/index.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/port.js';
+import { sqliteUrl } from '../../src/store/sqlite/index.js';
 
 export interface BackendFixture extends StoreFixture {
   /** Environment variable holding the server URL, for backends that need one. */
@@ -35,6 +39,33 @@ const memory: BackendFixture = {
         engine.kv.dispose();
       },
     };
+  },
+};
+
+const sqlite: BackendFixture = {
+  name: 'sqlite',
+  async create() {
+    const dir = mkdtempSync(join(tmpdir(), 'rota-sqlite-'));
+    const url = sqliteUrl(join(dir, 'store.db'));
+    const clients: Store[] = [];
+    const open = async () => {
+      const client = await openStore(url);
+      clients.push(client);
+      return client;
+    };
+    try {
+      return {
+        store: await open(),
+        connect: open,
+        async destroy() {
+          await Promise.all(clients.map((c) => c.close()));
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
   },
 };
 
@@ -114,7 +145,7 @@ const etcd: BackendFixture = {
 };
 
 /** Every backend fixture this build has, in a stable order. */
-export const allFixtures: BackendFixture[] = [memory, redis, etcd];
+export const allFixtures: BackendFixture[] = [memory, sqlite, redis, etcd];
 
 /** The fixtures selected by ROTA_TEST_STORES (default: all). Unknown names are an error. */
 export function selectedFixtures(): BackendFixture[] {
