@@ -4,11 +4,13 @@
  * | URL | store |
  * |---|---|
  * | `memory:` / `memory:<name>` | in-process (private, or shared by name within the process) |
+ * | `postgres://…` / `postgresql://…` | PostgreSQL (node-postgres pool; `?schema=`, `?poolSize=`, ...) |
  */
 import { InvalidArgumentError, UnknownStoreError } from '../errors.js';
 import type { Clock } from '../time/clock.js';
 import { openMemoryStore } from './memory/index.js';
 import type { Store } from './port.js';
+import { openPostgresStore } from './postgres/index.js';
 import { VALIDATED, withValidation } from './validating-store.js';
 
 /** Options understood by `openStore`; each backend reads the ones that concern it. */
@@ -28,6 +30,8 @@ const openers = new Map<string, StoreOpener>([
     async (url, options) =>
       openMemoryStore(url.pathname, { ...(options.clock ? { clock: options.clock } : {}) }),
   ],
+  ['postgres:', openPostgresStore],
+  ['postgresql:', openPostgresStore],
 ]);
 
 /** Register (or replace) the opener of a URL scheme such as `'mystore:'`. */

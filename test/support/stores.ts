@@ -6,8 +6,12 @@
  * under CI=true where that is a failure.
  */
 
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import type { StoreFixture } from '../../src/store/conformance/index.js';
 import { MemoryEngine } from '../../src/store/memory/index.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/port.js';
 
 export interface BackendFixture extends StoreFixture {
   /** Environment variable holding the server URL, for backends that need one. */
@@ -34,8 +38,49 @@ const memory: BackendFixture = {
   },
 };
 
+/** Drop a PostgreSQL schema and everything in it (test cleanup). */
+export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh schema name for one test. */
+export function testSchema(): string {
+  return `rota_t${randomBytes(6).toString('hex')}`;
+}
+
+const postgres: BackendFixture = {
+  name: 'postgres',
+  serverEnv: 'ROTA_TEST_POSTGRES_URL',
+  async create() {
+    const url = process.env.ROTA_TEST_POSTGRES_URL as string;
+    // Each test gets its own schema; small pools keep 8 parallel tests x 2 clients well within
+    // the server's connection limit.
+    const options = { schema: testSchema(), poolSize: 3 };
+    const clients: Store[] = [await openStore(url, options)];
+    return {
+      store: clients[0]!,
+      async connect() {
+        const client = await openStore(url, options);
+        clients.push(client);
+        return client;
+      },
+      async destroy() {
+        await Promise.all(clients.map((c) => c.close()));
+        await dropPostgresSchema(url, options.schema);
+      },
+    };
+  },
+};
+
 /** Every backend fixture this build has, in a stable order. */
-export const allFixtures: BackendFixture[] = [memory];
+export const allFixtures: BackendFixture[] = [memory, postgres];
 
 /** The fixtures selected by ROTA_TEST_STORES (default: all). Unknown names are an error. */
 export function selectedFixtures(): BackendFixture[] {
