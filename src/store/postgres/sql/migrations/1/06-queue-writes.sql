@@ -157,6 +157,7 @@ DECLARE
   v_items q_new[] := ARRAY(SELECT x FROM jsonb_populate_recordset(NULL::q_new, p_items) x);
   v_bad text;
   v_run_at bigint;
+  e record;
   x q_new;
   h items;
 BEGIN
@@ -179,28 +180,31 @@ BEGIN
     -- No dedup: one insert for the whole batch. Seqs are drawn in batch order.
     DELETE FROM items WHERE items.id IN (SELECT u.id FROM unnest(v_items) u) AND items.state = 'deleted';
     RETURN QUERY
-    WITH fresh AS (
+    WITH src AS (
+      -- Set-returning functions in one select list advance together: element and position.
+      SELECT unnest(v_items) AS x, generate_subscripts(v_items, 1) AS n
+    ), fresh AS (
       SELECT f.n, q_new_row(f.x, v_now, v_xid, nextval('item_seqs')) AS row
       FROM (
-        SELECT v_items[g.n] AS x, g.n FROM generate_subscripts(v_items, 1) AS g(n)
-        WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = (v_items[g.n]).id)
-        ORDER BY g.n
+        SELECT src.x, src.n FROM src
+        WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = (src.x).id)
+        ORDER BY src.n
       ) f
     ), ins AS (
       INSERT INTO items SELECT (fresh.row).* FROM fresh
     )
-    SELECT g.n, (v_items[g.n]).id, coalesce((f.row).seq, i.seq), 'created'::text, (v_items[g.n]).queue
-    FROM generate_subscripts(v_items, 1) AS g(n)
-    LEFT JOIN fresh f ON f.n = g.n
-    LEFT JOIN items i ON i.id = (v_items[g.n]).id
-    ORDER BY g.n;
+    SELECT src.n, (src.x).id, coalesce((f.row).seq, i.seq), 'created'::text, (src.x).queue
+    FROM src
+    LEFT JOIN fresh f ON f.n = src.n
+    LEFT JOIN items i ON i.id = (src.x).id
+    ORDER BY src.n;
     RETURN;
   END IF;
 
   -- Dedup: item by item, each key serialized by a transaction-scoped advisory lock.
-  FOR k IN 1..cardinality(v_items) LOOP
-    x := v_items[k];
-    r_ord := k;
+  FOR e IN SELECT unnest(v_items) AS x, generate_subscripts(v_items, 1) AS k LOOP
+    x := e.x;
+    r_ord := e.k;
     SELECT * INTO h FROM items i WHERE i.id = x.id AND i.state <> 'deleted';
     IF FOUND THEN
       r_id := h.id; r_seq := h.seq; r_status := 'created'; r_queue := h.queue;
@@ -264,22 +268,23 @@ DECLARE
 BEGIN
   -- Lock every named row in id order, so concurrent batches cannot deadlock.
   PERFORM 1 FROM items i WHERE i.id IN (SELECT o.id FROM unnest(v_ops) o) ORDER BY i.id FOR UPDATE;
+  -- Elements are reached by unnest, never by subscript: subscripting an array of variable-length
+  -- values walks it from the start, which would make a batch quadratic.
   SELECT array_agg(r.n ORDER BY r.k), max(r.n) INTO v_round, v_rounds
   FROM (
-    SELECT g.k, row_number() OVER (PARTITION BY (v_ops[g.k]).id ORDER BY g.k)::int AS n
-    FROM generate_subscripts(v_ops, 1) AS g(k)
+    SELECT s.k, row_number() OVER (PARTITION BY (s.o).id ORDER BY s.k)::int AS n
+    FROM (SELECT unnest(v_ops) AS o, generate_subscripts(v_ops, 1) AS k) s
   ) r;
   FOR rnd IN 1..v_rounds LOOP
-    SELECT array_agg(q_settle_step(i, v_ops[g.k], v_now, v_xid) ORDER BY g.k), array_agg(g.k ORDER BY g.k)
+    SELECT array_agg(q_settle_step(i, s.o, v_now, v_xid) ORDER BY s.k), array_agg(s.k ORDER BY s.k)
     INTO v_steps, v_ords
-    FROM generate_subscripts(v_ops, 1) AS g(k)
-    LEFT JOIN items i ON i.id = (v_ops[g.k]).id
-    WHERE v_round[g.k] = rnd;
+    FROM (SELECT unnest(v_ops) AS o, generate_subscripts(v_ops, 1) AS k) s
+    LEFT JOIN items i ON i.id = (s.o).id
+    WHERE v_round[s.k] = rnd;
     PERFORM q_apply(v_steps, v_now, v_xid);
     RETURN QUERY
-    SELECT v_ords[g.j], (v_steps[g.j]).status, ((v_steps[g.j]).item).state, ((v_steps[g.j]).item).outcome,
-      ((v_steps[g.j]).item).queue, (v_steps[g.j]).changed
-    FROM generate_subscripts(v_steps, 1) AS g(j);
+    SELECT r.ord, (r.s).status, ((r.s).item).state, ((r.s).item).outcome, ((r.s).item).queue, (r.s).changed
+    FROM (SELECT unnest(v_steps) AS s, unnest(v_ords) AS ord) r;
   END LOOP;
 END
 $$;
@@ -298,25 +303,24 @@ DECLARE
   v_ords int[];
 BEGIN
   PERFORM 1 FROM items i WHERE i.id = ANY (p_ids) ORDER BY i.id FOR UPDATE;
+  -- unnest, not subscripts (see q_settle_batch).
   SELECT array_agg(r.n ORDER BY r.k), max(r.n) INTO v_round, v_rounds
   FROM (
-    SELECT g.k, row_number() OVER (PARTITION BY p_ids[g.k] ORDER BY g.k)::int AS n
-    FROM generate_subscripts(p_ids, 1) AS g(k)
+    SELECT e.k, row_number() OVER (PARTITION BY e.id ORDER BY e.k)::int AS n
+    FROM unnest(p_ids) WITH ORDINALITY AS e(id, k)
   ) r;
   FOR rnd IN 1..v_rounds LOOP
-    SELECT array_agg(q_renew_step(i, p_tokens[g.k], p_progress[g.k], p_has_progress[g.k], p_ttl, v_now, v_xid)
-        ORDER BY g.k),
-      array_agg(g.k ORDER BY g.k)
+    SELECT array_agg(q_renew_step(i, e.token, e.progress, e.has_progress, p_ttl, v_now, v_xid) ORDER BY e.k),
+      array_agg(e.k ORDER BY e.k)
     INTO v_steps, v_ords
-    FROM generate_subscripts(p_ids, 1) AS g(k)
-    LEFT JOIN items i ON i.id = p_ids[g.k]
-    WHERE v_round[g.k] = rnd;
+    FROM unnest(p_ids, p_tokens, p_progress, p_has_progress) WITH ORDINALITY AS e(id, token, progress, has_progress, k)
+    LEFT JOIN items i ON i.id = e.id
+    WHERE v_round[e.k] = rnd;
     PERFORM q_apply(v_steps, v_now, v_xid);
     RETURN QUERY
-    SELECT v_ords[g.j], (v_steps[g.j]).status,
-      CASE WHEN (v_steps[g.j]).status = 'ok' THEN ((v_steps[g.j]).item).lease_expires_at END,
-      ((v_steps[g.j]).item).state, ((v_steps[g.j]).item).queue, (v_steps[g.j]).changed
-    FROM generate_subscripts(v_steps, 1) AS g(j);
+    SELECT r.ord, (r.s).status, CASE WHEN (r.s).status = 'ok' THEN ((r.s).item).lease_expires_at END,
+      ((r.s).item).state, ((r.s).item).queue, (r.s).changed
+    FROM (SELECT unnest(v_steps) AS s, unnest(v_ords) AS ord) r;
   END LOOP;
 END
 $$;
