@@ -1,13 +1,20 @@
 /**
  * Queue wake-ups. Subscribers of this client are called (coalesced, in a microtask) after its own
  * writes and on NOTIFY from other processes. A client tells the others with one NOTIFY per burst:
- * while one is in flight, further queues accumulate and go out together in the next.
+ * the first after a quiet spell goes out at once; while one is in flight, and for BURST_GAP_MS
+ * after it, further queues accumulate and go out together in the next. Busy workers settling many
+ * small batches thus send about a hundred NOTIFYs a second, not one per batch (each costs a round
+ * trip and takes the server's notification lock).
  */
 import type { Db } from './db.js';
 import { query } from './sql.js';
 
 /** NOTIFY payloads must stay under 8 000 bytes. */
 const MAX_PAYLOAD = 7_000;
+/** Least time between two NOTIFYs of one client. */
+const BURST_GAP_MS = 10;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class QueueWake {
   readonly #db: Db;
@@ -18,6 +25,7 @@ export class QueueWake {
   #fireScheduled = false;
   #toSend = new Set<string>();
   #sending = false;
+  #lastSent = 0;
   #closed = false;
 
   /** `start` opens the LISTEN connection (idempotent). */
@@ -98,6 +106,9 @@ export class QueueWake {
     this.#sending = true;
     try {
       while (this.#toSend.size > 0 && !this.#closed) {
+        const wait = this.#lastSent + BURST_GAP_MS - Date.now();
+        if (wait > 0) await sleep(wait);
+        this.#lastSent = Date.now();
         const batch: string[] = [];
         let size = 2;
         for (const queue of this.#toSend) {
