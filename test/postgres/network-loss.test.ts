@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { describe, it } from 'node:test';
 import { isRotaError } from '../../src/errors.js';
-import { dec, delay, enc, take } from '../../src/store/conformance/helpers.js';
+import { dec, delay, enc, eventually, take } from '../../src/store/conformance/helpers.js';
 import { openStore } from '../../src/store/open.js';
 import { needsServer, PG_URL, rawClient, withSchema } from './helpers.js';
 
@@ -87,9 +87,13 @@ describe('postgres network loss', needsServer, () => {
           assert.equal(error.detail.ambiguous, true);
           await blocker.query('COMMIT');
           await blocker.end();
-          // The server finished the write its client gave up on: the caller must re-read.
-          const landed = await direct.get('nl/ambiguous');
-          assert.equal(dec(landed.kv?.value ?? enc('')), 'maybe');
+          // The server finishes the write its client gave up on (it only finds the socket gone when
+          // it answers): the caller must re-read to learn the outcome.
+          await eventually(
+            async () => dec((await direct.get('nl/ambiguous')).kv?.value ?? enc('')) === 'maybe',
+            10_000,
+            'the ambiguous write to land',
+          );
 
           // Reads are re-sent after a cut; the store keeps working.
           proxy.cut();
