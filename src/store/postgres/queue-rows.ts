@@ -1,6 +1,6 @@
 /**
- * Wire forms of the queue: items come back as `to_jsonb(items row)` (snake_case columns), and go
- * out as JSON whose keys are the fields of the `q_new` and `q_op` types (02-queue-tables.sql).
+ * Wire forms of the queue: items come back as rows of the `items` table (snake_case columns), and
+ * go out as JSON whose keys are the fields of the `q_new` and `q_op` types (02-queue-tables.sql).
  */
 import { InvalidArgumentError } from '../../errors.js';
 import { toSafeInteger } from '../keys.js';
@@ -8,7 +8,7 @@ import type { FeedItem, ItemError, NewItem, Outcome, SettleOp } from '../port.js
 import { ITEM_DEFAULTS } from '../port.js';
 import { storedError } from '../queue-model.js';
 
-/** An items row as `to_jsonb` renders it. */
+/** An items row as node-postgres returns it: bigint and xid8 columns as decimal strings. */
 export interface ItemRow {
   id: string;
   queue: string;
@@ -16,18 +16,18 @@ export interface ItemRow {
   outcome: Outcome | null;
   payload: string;
   priority: number;
-  run_at: number;
-  seq: number;
+  run_at: string;
+  seq: string;
   attempt: number;
   max_attempts: number;
   owner: string | null;
-  token: number | null;
-  lease_expires_at: number | null;
-  claimed_at: number | null;
-  started_at: number | null;
-  completed_at: number | null;
-  created_at: number;
-  updated_at: number;
+  token: string | null;
+  lease_expires_at: string | null;
+  claimed_at: string | null;
+  started_at: string | null;
+  completed_at: string | null;
+  created_at: string;
+  updated_at: string;
   progress: string | null;
   result: string | null;
   error_code: string | null;
@@ -35,19 +35,22 @@ export interface ItemRow {
   rejections: number;
   last_rejection: string | null;
   stalls: number;
-  timeout: number | null;
-  claim_timeout: number | null;
+  timeout: string | null;
+  claim_timeout: string | null;
   dead_letter: string | null;
-  completed_ttl: number;
-  failed_ttl: number;
+  completed_ttl: string;
+  failed_ttl: string;
   dedup_key: string | null;
-  dedup_until: number | null;
-  expire_at: number | null;
+  dedup_until: string | null;
+  expire_at: string | null;
   meta: string | null;
   op_id: string | null;
-  /** xid8, rendered as a string. */
   change_xid: string;
 }
+
+const big = (value: string, what: string): number => toSafeInteger(value, what);
+const bigOrNull = (value: string | null, what: string): number | null =>
+  value === null ? null : toSafeInteger(value, what);
 
 /** A row as the port's item (a tombstone keeps state `deleted`). */
 export function itemOf(row: ItemRow): FeedItem {
@@ -58,35 +61,35 @@ export function itemOf(row: ItemRow): FeedItem {
     outcome: row.outcome,
     payload: row.payload,
     priority: row.priority,
-    runAt: row.run_at,
-    seq: row.seq,
+    runAt: big(row.run_at, 'runAt'),
+    seq: big(row.seq, 'seq'),
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
     owner: row.owner,
-    token: row.token,
-    leaseExpiresAt: row.lease_expires_at,
-    claimedAt: row.claimed_at,
-    startedAt: row.started_at,
-    completedAt: row.completed_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
+    token: bigOrNull(row.token, 'token'),
+    leaseExpiresAt: bigOrNull(row.lease_expires_at, 'leaseExpiresAt'),
+    claimedAt: bigOrNull(row.claimed_at, 'claimedAt'),
+    startedAt: bigOrNull(row.started_at, 'startedAt'),
+    completedAt: bigOrNull(row.completed_at, 'completedAt'),
+    createdAt: big(row.created_at, 'createdAt'),
+    updatedAt: big(row.updated_at, 'updatedAt'),
     progress: row.progress,
     result: row.result,
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
     rejections: row.rejections,
     lastRejection: row.last_rejection,
     stalls: row.stalls,
-    timeout: row.timeout,
-    claimTimeout: row.claim_timeout,
+    timeout: bigOrNull(row.timeout, 'timeout'),
+    claimTimeout: bigOrNull(row.claim_timeout, 'claimTimeout'),
     deadLetter: row.dead_letter,
-    completedTtl: row.completed_ttl,
-    failedTtl: row.failed_ttl,
+    completedTtl: big(row.completed_ttl, 'completedTtl'),
+    failedTtl: big(row.failed_ttl, 'failedTtl'),
     dedupKey: row.dedup_key,
-    dedupUntil: row.dedup_until,
-    expireAt: row.expire_at,
+    dedupUntil: bigOrNull(row.dedup_until, 'dedupUntil'),
+    expireAt: bigOrNull(row.expire_at, 'expireAt'),
     meta: row.meta,
     opId: row.op_id,
-    changeSeq: toSafeInteger(row.change_xid, 'changeSeq'),
+    changeSeq: big(row.change_xid, 'changeSeq'),
   };
 }
 

@@ -74,14 +74,19 @@ export class PgQueue {
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     const from = request.from ?? 'pending';
-    const res = await this.#db.run<{ claimed: ItemRow[]; next_run_at: string | null }>(
+    // The row without an id only carries nextRunAt (see 06-queue-writes.sql).
+    type ClaimRow = ItemRow | { id: null; run_at: string | null };
+    const res = await this.#db.run<ClaimRow>(
       query('queue-claim'),
       [request.queue, request.owner, request.limit, request.leaseTtl, request.start ?? false, from],
       { write: true },
     );
-    const row = res.rows[0];
-    const items = (row?.claimed ?? []).map((r) => itemOf(r) as QueueItem);
-    const nextRunAt = row?.next_run_at == null ? null : toSafeInteger(row.next_run_at, 'time');
+    const items: QueueItem[] = [];
+    let nextRunAt: number | null = null;
+    for (const row of res.rows) {
+      if (row.id === null) nextRunAt = row.run_at === null ? null : toSafeInteger(row.run_at, 'time');
+      else items.push(itemOf(row) as QueueItem);
+    }
     return { items, nextRunAt };
   }
 
@@ -149,19 +154,19 @@ export class PgQueue {
   }
 
   async getItem(id: string): Promise<QueueItem | null> {
-    const res = await this.#db.run<{ item: ItemRow }>(query('queue-get'), [id], { write: false });
+    const res = await this.#db.run<ItemRow>(query('queue-get'), [id], { write: false });
     const row = res.rows[0];
-    return row ? (itemOf(row.item) as QueueItem) : null;
+    return row ? (itemOf(row) as QueueItem) : null;
   }
 
   async listItems(q: ListQuery): Promise<ListResult> {
     const limit = q.limit ?? ITEM_DEFAULTS.listLimit;
-    const res = await this.#db.run<{ item: ItemRow }>(
+    const res = await this.#db.run<ItemRow>(
       query('queue-list'),
       [q.afterSeq ?? 0, q.queue ?? null, q.state ?? null, q.owner ?? null, limit + 1],
       { write: false },
     );
-    const items = res.rows.map((r) => itemOf(r.item) as QueueItem);
+    const items = res.rows.map((r) => itemOf(r) as QueueItem);
     if (items.length > limit) {
       items.length = limit;
       return { items, nextAfterSeq: items[items.length - 1]?.seq ?? null };
@@ -187,12 +192,12 @@ export class PgQueue {
 
   async changes(q: ChangesQuery): Promise<ChangesResult> {
     const limit = q.limit ?? ITEM_DEFAULTS.changesLimit;
-    const res = await this.#db.run<{ item: ItemRow }>(
+    const res = await this.#db.run<ItemRow>(
       query('queue-changes'),
       [q.after, q.queue ?? null, limit, FEED_WAIT_MS],
       { write: false },
     );
-    const items = res.rows.map((r) => itemOf(r.item));
+    const items = res.rows.map(itemOf);
     return { items, cursor: items.length > 0 ? (items[items.length - 1]?.changeSeq ?? q.after) : q.after };
   }
 

@@ -1,1 +1,1 @@
-SELECT r_item AS item FROM q_changes($1::bigint, $2::text, $3::int, $4::int)
+SELECT * FROM q_changes($1::bigint, $2::text, $3::int, $4::int)

@@ -1,6 +1,6 @@
 -- Live items in seq order after $1, optionally of one queue ($2), state ($3) and owner ($4), at
 -- most $5. Planned with the parameter values, so the NULL tests fold away.
-SELECT to_jsonb(i) AS item FROM items i
+SELECT i.* FROM items i
 WHERE i.seq > $1::bigint
   AND i.state <> 'deleted'
   AND ($2::text IS NULL OR i.queue = $2)

@@ -72,17 +72,20 @@ $$;
 -- delayed items are promoted to the claim index, then one statement takes the first rows of the
 -- claim index with FOR UPDATE SKIP LOCKED and updates them. Fresh tokens come from a sequence,
 -- drawn after the row lock, so a later claim of a row always draws a greater token.
--- Returns the claimed rows as a JSON array in claim order, and nextRunAt when fewer were found.
-CREATE FUNCTION q_claim(p_queue text, p_owner text, p_limit int, p_ttl bigint, p_start boolean, p_from text,
-  OUT claimed jsonb, OUT next_run_at bigint) LANGUAGE plpgsql AS $$
+-- Returns the claimed rows in claim order; when fewer than p_limit were claimed, one more row
+-- with a NULL id whose run_at is nextRunAt (NULL when nothing is waiting).
+CREATE FUNCTION q_claim(p_queue text, p_owner text, p_limit int, p_ttl bigint, p_start boolean, p_from text)
+RETURNS SETOF items LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := now_ms();
   v_xid xid8 := pg_current_xact_id();
   v_count int;
+  v_next items;
 BEGIN
   PERFORM q_expire_queue(p_queue, v_now, v_xid);
 
   IF p_from = 'completed' THEN
+    RETURN QUERY
     WITH picked AS (
       SELECT i.id FROM items i
       WHERE i.queue = p_queue AND i.state = 'completed'
@@ -100,8 +103,7 @@ BEGIN
       FROM picked WHERE t.id = picked.id
       RETURNING t.*
     )
-    SELECT coalesce(jsonb_agg(to_jsonb(upd) ORDER BY upd.completed_at, upd.seq), '[]'::jsonb), count(*)
-    INTO claimed, v_count FROM upd;
+    SELECT * FROM upd ORDER BY upd.completed_at, upd.seq;
   ELSE
     UPDATE items t SET ready = true
     FROM (
@@ -111,6 +113,7 @@ BEGIN
     ) due
     WHERE t.id = due.id;
 
+    RETURN QUERY
     WITH picked AS (
       SELECT i.id FROM items i
       WHERE i.queue = p_queue AND i.state = 'pending' AND i.ready AND i.run_at <= v_now
@@ -132,17 +135,18 @@ BEGIN
       FROM picked WHERE t.id = picked.id
       RETURNING t.*
     )
-    SELECT coalesce(jsonb_agg(to_jsonb(upd) ORDER BY upd.priority DESC, upd.run_at, upd.seq), '[]'::jsonb), count(*)
-    INTO claimed, v_count FROM upd;
+    SELECT * FROM upd ORDER BY upd.priority DESC, upd.run_at, upd.seq;
   END IF;
+  GET DIAGNOSTICS v_count = ROW_COUNT;
 
   IF v_count < p_limit THEN
-    next_run_at := least(
+    v_next.run_at := least(
       CASE WHEN p_from = 'pending' THEN (
         SELECT min(i.run_at) FROM items i WHERE i.queue = p_queue AND i.state = 'pending' AND NOT i.ready
       ) END,
       (SELECT min(i.lease_expires_at) FROM items i
         WHERE i.queue = p_queue AND i.state IN ('claimed', 'running', 'resolving')));
+    RETURN NEXT v_next;
   END IF;
 END
 $$;

@@ -9,7 +9,7 @@
 -- own writes at once. A long-running writing transaction anywhere in the cluster delays the feed
 -- (never loses a change) for at most p_wait_ms per call.
 CREATE FUNCTION q_changes(p_after bigint, p_queue text, p_limit int, p_wait_ms int)
-RETURNS TABLE (r_item jsonb) LANGUAGE plpgsql AS $$
+RETURNS SETOF items LANGUAGE plpgsql AS $$
 DECLARE
   v_after xid8 := p_after::text::xid8;
   v_deadline timestamptz := clock_timestamp() + p_wait_ms * interval '1 millisecond';
@@ -35,14 +35,14 @@ BEGIN
     SELECT max(p.change_xid) INTO v_end FROM (
       SELECT i.change_xid FROM items i WHERE i.change_xid > v_after AND i.change_xid < v_xmin
       ORDER BY i.change_xid LIMIT p_limit) p;
-    RETURN QUERY SELECT to_jsonb(i) FROM items i
+    RETURN QUERY SELECT i.* FROM items i
       WHERE i.change_xid > v_after AND i.change_xid <= v_end ORDER BY i.change_xid, i.id;
   ELSE
     SELECT max(p.change_xid) INTO v_end FROM (
       SELECT i.change_xid FROM items i
       WHERE i.queue = p_queue AND i.change_xid > v_after AND i.change_xid < v_xmin
       ORDER BY i.change_xid LIMIT p_limit) p;
-    RETURN QUERY SELECT to_jsonb(i) FROM items i
+    RETURN QUERY SELECT i.* FROM items i
       WHERE i.queue = p_queue AND i.change_xid > v_after AND i.change_xid <= v_end ORDER BY i.change_xid, i.id;
   END IF;
 
