@@ -3,15 +3,40 @@
  * the client sends, `sql/migrations/<version>/` the schema (tables and server-side functions).
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { StoreError } from '../../errors.js';
 
 const root = new URL('./sql/', import.meta.url);
 const cache = new Map<string, string>();
+
+function missing(url: URL, cause: unknown): StoreError {
+  return new StoreError(
+    `cannot read ${fileURLToPath(url)}: the PostgreSQL store's SQL files must sit next to its modules`,
+    { cause },
+  );
+}
+
+function read(url: URL): string {
+  try {
+    return readFileSync(url, 'utf8');
+  } catch (cause) {
+    throw missing(url, cause);
+  }
+}
+
+function list(url: URL) {
+  try {
+    return readdirSync(url, { withFileTypes: true });
+  } catch (cause) {
+    throw missing(url, cause);
+  }
+}
 
 /** The text of `sql/queries/<name>.sql`. */
 export function query(name: string): string {
   let text = cache.get(name);
   if (text === undefined) {
-    text = readFileSync(new URL(`queries/${name}.sql`, root), 'utf8');
+    text = read(new URL(`queries/${name}.sql`, root));
     cache.set(name, text);
   }
   return text;
@@ -19,7 +44,7 @@ export function query(name: string): string {
 
 /** The schema versions this code knows, ascending (the folders under `sql/migrations/`). */
 export function migrationVersions(): number[] {
-  return readdirSync(new URL('migrations/', root), { withFileTypes: true })
+  return list(new URL('migrations/', root))
     .filter((d) => d.isDirectory() && /^\d+$/.test(d.name))
     .map((d) => Number(d.name))
     .sort((a, b) => a - b);
@@ -28,9 +53,10 @@ export function migrationVersions(): number[] {
 /** The files of one migration, concatenated in name order. */
 export function migrationText(version: number): string {
   const dir = new URL(`migrations/${version}/`, root);
-  return readdirSync(dir)
+  return list(dir)
+    .map((d) => d.name)
     .filter((name) => name.endsWith('.sql'))
     .sort()
-    .map((name) => readFileSync(new URL(name, dir), 'utf8'))
+    .map((name) => read(new URL(name, dir)))
     .join('\n');
 }
