@@ -4,12 +4,12 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { StoreError } from '../../errors.js';
+import { type RotaError, StoreError } from '../../errors.js';
 
 const root = new URL('./sql/', import.meta.url);
 const cache = new Map<string, string>();
 
-function missing(url: URL, cause: unknown): StoreError {
+function missing(url: URL, cause: unknown): RotaError {
   return new StoreError(
     `cannot read ${fileURLToPath(url)}: the PostgreSQL store's SQL files must sit next to its modules`,
     { cause },
