@@ -13,7 +13,7 @@ import { openStore } from '../../src/store/open.js';
 import { needsServer, PG_URL, rawClient, withSchema } from './helpers.js';
 
 /** A TCP proxy to the test server that can cut every connection through it. */
-class Proxy {
+class TcpProxy {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   port = 0;
@@ -57,7 +57,7 @@ describe('postgres network loss', needsServer, () => {
     timeout: 60_000,
   }, async () => {
     const target = new URL(PG_URL as string);
-    const proxy = new Proxy(target);
+    const proxy = new TcpProxy(target);
     await proxy.listen();
     const via = new URL(target.href);
     via.host = `127.0.0.1:${proxy.port}`;
