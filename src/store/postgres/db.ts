@@ -10,7 +10,7 @@
  */
 import pg from 'pg';
 import { ClosedError, type RotaError } from '../../errors.js';
-import { isNetworkError, isRerunnable, isServerGone, mapPgError } from './errors.js';
+import { isNetworkError, isNotSent, isRerunnable, isServerGone, mapPgError } from './errors.js';
 import type { PostgresSettings } from './options.js';
 
 /** Connection settings shared by the pool and the LISTEN connection. */
@@ -48,6 +48,13 @@ export class Db {
     // An idle connection that breaks (server restart, pg_terminate_backend) is dropped by the
     // pool; without a listener the 'error' event would crash the process.
     this.pool.on('error', () => undefined);
+    // Every connection keeps an 'error' listener for life. The pool's own comes off when it hands
+    // a connection out, and a new connection's first data chunk can carry a FATAL right after its
+    // ReadyForQuery: the driver emits that 'error' before the caller's code runs. Statement
+    // errors still reach the statement.
+    this.pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+    });
   }
 
   get closed(): boolean {
@@ -73,9 +80,6 @@ export class Db {
         if (isNetworkError(err) || isServerGone(err)) continue;
         throw lastError;
       }
-      // The driver also emits broken connections as 'error' events on the client.
-      const onError = () => undefined;
-      client.on('error', onError);
       try {
         const result = await client.query<R>(text, values);
         client.release();
@@ -83,16 +87,15 @@ export class Db {
       } catch (err) {
         const broken = isNetworkError(err) || isServerGone(err);
         client.release(broken ? (err as Error) : undefined);
-        lastError = mapPgError(err, options.write && isNetworkError(err));
+        lastError = mapPgError(err, options.write && isNetworkError(err) && !isNotSent(err));
         const code = (err as { code?: string }).code ?? '';
         const rerun =
           isRerunnable(err) ||
           isServerGone(err) ||
+          isNotSent(err) ||
           (isNetworkError(err) && !options.write) ||
           (options.rerunOn?.includes(code) ?? false);
         if (!rerun) throw lastError;
-      } finally {
-        client.removeListener('error', onError);
       }
     }
     throw lastError ?? new ClosedError('the store was closed');

@@ -72,6 +72,11 @@ export function isServerGone(err: unknown): boolean {
   return isServerError(err) && SERVER_GONE.has(err.code ?? '');
 }
 
+/** The driver refused the statement on a connection it already knew was broken: nothing was sent. */
+export function isNotSent(err: unknown): boolean {
+  return err instanceof Error && !isServerError(err) && err.message.includes('is not queryable');
+}
+
 /** A socket-level failure: the connection broke, with no answer from the server. */
 export function isNetworkError(err: unknown): boolean {
   if (isServerError(err) || !(err instanceof Error)) return false;

@@ -58,8 +58,6 @@ export async function migrate(db: Db, schema: string): Promise<void> {
   } catch (err) {
     throw mapPgError(err, false);
   }
-  const onError = () => undefined;
-  client.on('error', onError);
   let broken: Error | undefined;
   try {
     await client.query(query('migrate-lock'), [LOCK_CLASS, schema]);
@@ -88,7 +86,6 @@ export async function migrate(db: Db, schema: string): Promise<void> {
     broken = err instanceof Error ? err : new Error(String(err));
     throw mapPgError(err, false);
   } finally {
-    client.removeListener('error', onError);
     client.release(broken);
   }
 }
