@@ -170,4 +170,37 @@ describe('postgres connection loss', needsServer, () => {
       );
     });
   });
+
+  it('connections terminated as fast as they open never crash the process', { timeout: 60_000 }, async () => {
+    await withSchema(async (open) => {
+      const name = appName('storm');
+      const store = await open({ applicationName: name, poolSize: 4 });
+      let stop = false;
+      let ok = 0;
+      const failures = new Set<string>();
+      const readers = Array.from({ length: 6 }, async () => {
+        while (!stop) {
+          try {
+            await store.get('storm');
+            ok++;
+          } catch (err) {
+            failures.add(isRotaError(err) ? err.code : String(err));
+          }
+        }
+      });
+      // Without an 'error' listener on every pooled connection for life, a connection killed
+      // right after its startup crashes the process here (an uncaught 'error' event).
+      let killed = 0;
+      const until = Date.now() + 2_000;
+      while (Date.now() < until) killed += await terminate(name);
+      stop = true;
+      await Promise.all(readers);
+      assert.ok(killed > 20, `only ${killed} connections were terminated`);
+      assert.ok(ok > 0, 'some reads got through');
+      for (const code of failures) assert.equal(code, 'ROTA_STORE_UNAVAILABLE');
+      // And the store works once the storm is over.
+      await store.put('storm', enc('calm'));
+      assert.equal(new TextDecoder().decode((await store.get('storm')).kv?.value), 'calm');
+    });
+  });
 });
