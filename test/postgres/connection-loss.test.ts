@@ -174,11 +174,11 @@ describe('postgres connection loss', needsServer, () => {
   it('connections terminated as fast as they open never crash the process', { timeout: 60_000 }, async () => {
     await withSchema(async (open) => {
       const name = appName('storm');
-      const store = await open({ applicationName: name, poolSize: 4 });
+      const store = await open({ applicationName: name, poolSize: 3 });
       let stop = false;
       let ok = 0;
       const failures = new Set<string>();
-      const readers = Array.from({ length: 6 }, async () => {
+      const readers = Array.from({ length: 4 }, async () => {
         while (!stop) {
           try {
             await store.get('storm');
@@ -191,7 +191,7 @@ describe('postgres connection loss', needsServer, () => {
       // Without an 'error' listener on every pooled connection for life, a connection killed
       // right after its startup crashes the process here (an uncaught 'error' event).
       let killed = 0;
-      const until = Date.now() + 2_000;
+      const until = Date.now() + 1_500;
       while (Date.now() < until) killed += await terminate(name);
       stop = true;
       await Promise.all(readers);
