@@ -6,6 +6,7 @@
  * | `memory:` / `memory:<name>` | in-process (private, or shared by name within the process) |
  * | `sqlite:./file.db`, `sqlite:/abs/file.db`, `sqlite::memory:` | SQLite file shared by processes on one host (WAL) |
  * | `etcd://host:2379[,host2:2379][/?prefix=rota/]` | etcd (`src/store/etcd/`), loaded on first use |
+ * | `postgres://…` / `postgresql://…` | PostgreSQL (node-postgres pool; `?schema=`, `?poolSize=`, ...) |
  * | `redis://host:port[/db]?prefix=…` / `rediss://…` | Redis (TLS with `rediss:`), see docs/stores.md |
  */
 import { InvalidArgumentError, UnknownStoreError } from '../errors.js';
@@ -42,6 +43,15 @@ const openers = new Map<string, StoreOpener>([
   ],
   // Loaded on first use, so the native driver is needed only by those who open a SQLite store.
   ['sqlite:', async (url, options) => (await import('./sqlite/index.js')).openSqliteStore(url, options)],
+  // Loaded on first use, so only programs that open PostgreSQL load its driver.
+  [
+    'postgres:',
+    async (url, options) => (await import('./postgres/index.js')).openPostgresStore(url, options),
+  ],
+  [
+    'postgresql:',
+    async (url, options) => (await import('./postgres/index.js')).openPostgresStore(url, options),
+  ],
   // Loaded on demand, so the gRPC client is only imported by programs that use etcd.
   ['etcd:', async (_url, options, raw) => (await import('./etcd/index.js')).openEtcdStore(raw, options)],
   // Loaded on first use, so that processes without Redis never load its driver.

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import type { StoreFixture } from '../../src/store/conformance/index.js';
 import { MemoryEngine } from '../../src/store/memory/index.js';
 import { openStore } from '../../src/store/open.js';
@@ -66,6 +67,47 @@ const sqlite: BackendFixture = {
       rmSync(dir, { recursive: true, force: true });
       throw err;
     }
+  },
+};
+
+/** Drop a PostgreSQL schema and everything in it (test cleanup). */
+export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh schema name for one test. */
+export function testSchema(): string {
+  return `rota_t${randomBytes(6).toString('hex')}`;
+}
+
+const postgres: BackendFixture = {
+  name: 'postgres',
+  serverEnv: 'ROTA_TEST_POSTGRES_URL',
+  async create() {
+    const url = process.env.ROTA_TEST_POSTGRES_URL as string;
+    // Each test gets its own schema; small pools keep 8 parallel tests x 2 clients well within
+    // the server's connection limit.
+    const options = { schema: testSchema(), poolSize: 3 };
+    const clients: Store[] = [await openStore(url, options)];
+    return {
+      store: clients[0]!,
+      async connect() {
+        const client = await openStore(url, options);
+        clients.push(client);
+        return client;
+      },
+      async destroy() {
+        await Promise.all(clients.map((c) => c.close()));
+        await dropPostgresSchema(url, options.schema);
+      },
+    };
   },
 };
 
@@ -145,7 +187,7 @@ const etcd: BackendFixture = {
 };
 
 /** Every backend fixture this build has, in a stable order. */
-export const allFixtures: BackendFixture[] = [memory, sqlite, redis, etcd];
+export const allFixtures: BackendFixture[] = [memory, sqlite, postgres, redis, etcd];
 
 /** The fixtures selected by ROTA_TEST_STORES (default: all). Unknown names are an error. */
 export function selectedFixtures(): BackendFixture[] {
