@@ -55,8 +55,12 @@ export class LeaseKeeper {
     hooks: LeaseKeeperHooks = {},
     options: { signal?: AbortSignal; lostError?: (reason: string) => Error; keepAlive?: boolean } = {},
   ): Promise<LeaseKeeper> {
-    const sent = ctx.clock.monotonic();
-    const lease = await ctx.retry(() => ctx.store.grant(ttl), options.signal);
+    // The send time of the attempt that succeeded: retries before it must not shorten the lease.
+    let sent = ctx.clock.monotonic();
+    const lease = await ctx.retry(() => {
+      sent = ctx.clock.monotonic();
+      return ctx.store.grant(ttl);
+    }, options.signal);
     const lostError =
       options.lostError ??
       ((reason: string) => new LeaseLostError(`lease lost: ${reason}`, { detail: { reason } }));

@@ -226,3 +226,22 @@ describe('cluster sessions (memory, manual clock)', () => {
     }
   });
 });
+
+describe('lease keeper (memory, manual clock)', () => {
+  it('a grant that succeeds after retries starts its lease at the successful send', async () => {
+    await withManualCluster({ nodes: 1, nodeOptions: { sessionTtl: 3000 } }, async (cluster) => {
+      const a = cluster.node('n1');
+      const started: string[] = [];
+      a.rota.events.on('session:started', (e) => started.push(e.sessionId));
+      cluster.partition(a);
+      await cluster.advance(3000); // lost; reconnect attempts now fail and back off
+      await cluster.advance(8000);
+      cluster.heal(a);
+      await cluster.advance(6000); // a retry succeeds at some point in here
+      assert.equal(started.length, 1, 'exactly one new session');
+      await cluster.advance(10_000);
+      assert.equal(started.length, 1, 'the new session was not lost right away');
+      assert.equal(a.rota.cluster.session.state, 'live');
+    });
+  });
+});
