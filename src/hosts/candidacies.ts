@@ -146,14 +146,16 @@ export class Candidacies {
       const changed = await this.#serial(local, () => this.#write(local));
       return { changed, local };
     } catch (err) {
+      // Give our reference back; a candidacy created by this call goes away again.
       if (via === 'handle') local.handles--;
+      else local.added = previous?.added ?? false;
       if (previous) {
-        local.added = previous.added;
         local.desired = previous.desired;
         local.settings = previous.settings;
       }
-      if (created && local.handles === 0 && !local.added) {
+      if (created && local.handles === 0 && !local.added && this.#locals.get(local.id) === local) {
         this.#locals.delete(local.id);
+        local.desired = false;
         this.#releaseLease(local, 'delete');
       }
       throw err;

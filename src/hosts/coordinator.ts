@@ -189,8 +189,8 @@ class Term {
 
   /** Catch up with `revision` and decide what is dirty now, within about 2 s. */
   async drain(revision: number): Promise<void> {
-    if (this.ended) return;
     const bound = AbortSignal.any([this.leadership.signal, this.ctx.closing]);
+    if (this.ended || bound.aborted) return;
     const timer = new Promise<void>((resolve) => {
       const t = this.ctx.clock.setTimeout(resolve, 2000);
       bound.addEventListener('abort', () => this.ctx.clock.clearTimeout(t), { once: true });

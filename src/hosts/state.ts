@@ -103,6 +103,7 @@ export class HostsState {
   /** Resolve once the cache applied `revision` (or the node closes). */
   waitFor(revision: number, signal?: AbortSignal): Promise<void> {
     const s = signal ? AbortSignal.any([signal, this.#stop.signal]) : this.#stop.signal;
+    if (s.aborted) return Promise.resolve();
     return this.cache.waitFor(revision, s);
   }
 
