@@ -483,15 +483,15 @@ export class Candidacies {
     const key = this.keys.candidate(local.namespace, local.hostname);
     if (local.createRevision > 0) {
       const createRevision = local.createRevision;
-      const res = await this.ctx.retry(
-        () =>
-          this.ctx.store.txn({
-            compare: [{ key, target: 'createRevision', op: '==', value: createRevision }],
-            success: [{ type: 'delete', key }],
-          }),
-        AbortSignal.timeout(Math.min(this.ctx.options.storeTimeout, 5000)),
-      );
-      if (res.succeeded) this.#noteWrite(res.revision);
+      const remove = () =>
+        this.ctx.store.txn({
+          compare: [{ key, target: 'createRevision', op: '==', value: createRevision }],
+          success: [{ type: 'delete', key }],
+        });
+      // While the node closes, one attempt only (as the session's revoke): an unreachable store must
+      // not hold up the close, and the lease, if any, removes the key anyway.
+      const res = this.#closed ? await remove().catch(() => null) : await this.ctx.retry(remove);
+      if (res?.succeeded) this.#noteWrite(res.revision);
       local.createRevision = 0;
     }
     this.#releaseLease(local, 'delete');

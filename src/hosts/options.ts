@@ -110,10 +110,13 @@ export function parseCandidacy(
 ): CandidacySettings {
   const hostname = checkHostname(
     o.hostname === undefined ? 'hostname (default: the node id)' : 'options.hostname',
-    o.hostname ?? env.defaultHostname,
+    o.hostname === undefined ? env.defaultHostname : o.hostname,
   );
-  const strategy = checkName('options.strategy', o.strategy ?? HOSTS_DEFAULTS.strategy);
-  const max = checkMax('options.max', o.max ?? HOSTS_DEFAULTS.max);
+  const strategy = checkName(
+    'options.strategy',
+    o.strategy === undefined ? HOSTS_DEFAULTS.strategy : o.strategy,
+  );
+  const max = checkMax('options.max', o.max === undefined ? HOSTS_DEFAULTS.max : o.max);
   const persist = o.persist === undefined ? false : checkBoolean('options.persist', o.persist);
   const reuseLease = o.reuseLease === undefined ? false : checkBoolean('options.reuseLease', o.reuseLease);
   if (o.sessionTtl !== undefined) checkDuration('options.sessionTtl', o.sessionTtl, 1000);
@@ -133,7 +136,11 @@ export function parseCandidacy(
       ...new Set(o.hostsFilter.map((h, i) => checkHostname(`options.hostsFilter[${i}]`, h))),
     ].sort();
   }
-  const dataText = toJsonText('options.data', o.data ?? null, HOSTS_DEFAULTS.maxDataBytes);
+  const dataText = toJsonText(
+    'options.data',
+    o.data === undefined ? null : o.data,
+    HOSTS_DEFAULTS.maxDataBytes,
+  );
   if (!env.hasStrategy(strategy)) {
     throw new UnknownStrategyError(`no host strategy is registered as ${JSON.stringify(strategy)}`, {
       detail: { field: 'options.strategy', strategy },

@@ -285,4 +285,80 @@ describe('hosts lifecycle (memory, manual clock)', () => {
       assert.deepEqual(await rota.hosts.withdraw(NS, { hostname: 'h1', dryRun: true }), { changed: false });
     });
   });
+
+  it('candidacy leases: the session lease for its TTL, one shared lease per other TTL; release can linger', async () => {
+    await withManualCluster({ nodes: 2, nodeOptions: { sessionTtl: 10_000 } }, async (cluster) => {
+      const a = cluster.node('n1').rota;
+      const b = cluster.node('n2').rota;
+      await a.hosts.add('one', { hostname: 'h1' });
+      await a.hosts.add('two', { hostname: 'h1', sessionTtl: 3000 });
+      await a.hosts.add('three', { hostname: 'h1', sessionTtl: 2500 });
+      const one = await candidacyKv(b, 'one', 'h1');
+      const two = await candidacyKv(b, 'two', 'h1');
+      const three = await candidacyKv(b, 'three', 'h1');
+      assert.equal(one?.lease, a.cluster.session.leaseId, 'the default TTL hangs on the session lease');
+      assert.equal(two?.lease, three?.lease, '2 500 ms rounds up to 3 000 ms: one shared lease');
+      assert.notEqual(two?.lease, one?.lease);
+      assert.deepEqual(a.cluster.session.capabilities.hosts, ['h1']);
+      // Lingering: the candidacy stays until its lease runs out, which happens once no one else needs it.
+      await a.hosts.release('two', { hostname: 'h1', linger: true });
+      await cluster.advance(5000);
+      assert.notEqual(await candidacyKv(b, 'two', 'h1'), null, 'the shared lease is still kept alive');
+      await a.hosts.release('three', { hostname: 'h1' });
+      assert.equal(await candidacyKv(b, 'three', 'h1'), null, 'released without linger: gone at once');
+      await cluster.advance(3100);
+      assert.equal(await candidacyKv(b, 'two', 'h1'), null, 'the lingering one went with its lease');
+      await a.hosts.release('one', { hostname: 'h1', linger: true });
+      await cluster.advance(20_000);
+      assert.notEqual(
+        await candidacyKv(b, 'one', 'h1'),
+        null,
+        'on the session lease it lingers while the node lives',
+      );
+      await a.close();
+      assert.equal(await candidacyKv(b, 'one', 'h1'), null, 'and goes when the session ends');
+    });
+  });
+
+  it('a killed node’s candidacies on a shared lease all expire; a session loss is repaired by the handle', async () => {
+    await withManualCluster({ nodes: 0 }, async (cluster) => {
+      const a = await cluster.addNode({ nodeId: 'n1', sessionTtl: 3000 });
+      const b = await cluster.addNode({ nodeId: 'n2' });
+      const observer = b.rota.hosts.observe('web');
+      const handle = await a.rota.hosts.schedule('web', { hostname: 'a', max: 2 });
+      await b.rota.hosts.schedule('web', { hostname: 'b', max: 2 });
+      await untilHosts(observer, ['a', 'b'], 2000, cluster);
+      const before = await candidacyKv(b.rota, 'web', 'a');
+      // Cut off longer than its TTL: the store expires the candidacy, the reconnected session adds it back.
+      cluster.partition(a);
+      await untilHosts(observer, ['b'], 10_000, cluster);
+      cluster.heal(a);
+      await untilHosts(observer, ['a', 'b'], 10_000, cluster);
+      const after = await candidacyKv(b.rota, 'web', 'a');
+      assert.ok((after?.createRevision ?? 0) > (before?.createRevision ?? 0), 'a new join revision');
+      assert.equal(after?.lease, a.rota.cluster.session.leaseId, 'on the new session lease');
+      assert.deepEqual((await b.rota.hosts.get('web')).order, ['b', 'a'], 'rr ranks the returning host last');
+      await advanceUntil(
+        cluster,
+        () => handle.current.order.join() === 'b,a',
+        "a's own view to catch up",
+        2000,
+      );
+    });
+  });
+
+  it('with reconnect: false a lost session makes the iterators throw ROTA_SESSION_LOST', async () => {
+    await withManualCluster({ nodes: 0 }, async (cluster) => {
+      const a = await cluster.addNode({ nodeId: 'n1', sessionTtl: 3000, reconnect: false });
+      const handle = await a.rota.hosts.schedule('web', { hostname: 'a' });
+      const observer = a.rota.hosts.observe('web');
+      await untilHosts(observer, ['a'], 2000, cluster);
+      await untilHosts(handle, ['a'], 2000, cluster);
+      cluster.partition(a);
+      await cluster.advance(3000);
+      await rejectsWith(handle.next(), 'ROTA_SESSION_LOST');
+      await rejectsWith(observer.next(), 'ROTA_SESSION_LOST');
+      await rejectsWith(a.rota.hosts.add('web', { hostname: 'b' }), 'ROTA_SESSION_LOST');
+    });
+  });
 });
