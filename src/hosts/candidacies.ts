@@ -71,8 +71,11 @@ function localId(namespace: string, hostname: string): string {
   return `${namespace}\u0000${hostname}`;
 }
 
-/** How a candidacy is let go when nothing local holds it any more. */
-export type LetGo = 'delete' | 'linger';
+/**
+ * How a candidacy is let go when nothing local holds it any more: `close` follows its options
+ * (`reuseLease`: linger), `delete` and `linger` are explicit (`release`). Persistent ones stay.
+ */
+export type LetGo = 'close' | 'delete' | 'linger';
 
 export class Candidacies {
   readonly #locals = new Map<string, LocalCandidacy>();
@@ -249,7 +252,7 @@ export class Candidacies {
     await Promise.all(
       locals.map((local) => {
         local.desired = false;
-        return this.#serial(local, () => this.#letGo(local, 'delete')).catch(() => undefined);
+        return this.#serial(local, () => this.#letGo(local, 'close')).catch(() => undefined);
       }),
     );
     for (const entry of this.#pool.values()) {
@@ -447,7 +450,7 @@ export class Candidacies {
   }
 
   /** Give up the candidacy's hold on its lease. */
-  #releaseLease(local: LocalCandidacy, how: LetGo): void {
+  #releaseLease(local: LocalCandidacy, how: 'delete' | 'linger'): void {
     const lease = local.lease;
     local.lease = { kind: 'none' };
     if (lease.kind === 'pool') this.#leavePool(lease.entry, local, how === 'linger');
@@ -470,13 +473,13 @@ export class Candidacies {
   }
 
   /**
-   * Apply the close policy: a persistent candidacy stays; a `reuseLease` one (or `linger`) is left
-   * to its lease; otherwise the key is deleted at once.
+   * Let the candidacy go: a persistent one stays; a lingering one (`linger`, or `close` of a
+   * `reuseLease` one) is left to its lease; otherwise the key is deleted at once.
    */
   async #letGo(local: LocalCandidacy, how: LetGo): Promise<void> {
     const s = local.settings;
     if (s.persist) return;
-    if (how === 'linger' || s.reuseLease) {
+    if (how === 'linger' || (how === 'close' && s.reuseLease)) {
       this.#releaseLease(local, 'linger');
       return;
     }

@@ -12,7 +12,7 @@ import type { LeaderInfo } from '../cluster/election.js';
 import type { Cluster } from '../cluster/index.js';
 import type { RotaContext } from '../core/context.js';
 import { EventBus } from '../core/events.js';
-import { abortedError, isRotaError, type RotaError, SessionLostError } from '../errors.js';
+import { abortedError, isRotaError, type RotaError, SessionLostError, wrapError } from '../errors.js';
 import type { Rota } from '../rota.js';
 import { checkBoolean, checkDuration } from '../validate.js';
 import { Candidacies } from './candidacies.js';
@@ -109,7 +109,9 @@ export class Hosts {
   #participate(): void {
     if (this.#closed) return;
     const wanted = this.#starts > 0 || this.#candidacies.desiredCount() > 0;
-    void this.#coordinator.update(wanted, this.#candidacies.lastWriteRevision);
+    this.#coordinator
+      .update(wanted, this.#candidacies.lastWriteRevision)
+      .catch((err) => this.#error(null, wrapError(err, 'ROTA_STORE_ERROR', 'coordination failed')));
     const names = JSON.stringify(this.#candidacies.hostnames().sort());
     if (names !== this.#capabilities) {
       this.#capabilities = names;
@@ -246,7 +248,7 @@ export class Hosts {
       settings.hostname,
       stream,
       () => this.#state.filtered(ns),
-      () => this.#candidacies.releaseRef(local, 'handle', 'delete'),
+      () => this.#candidacies.releaseRef(local, 'handle', 'close'),
     );
     if (signal) {
       signal.addEventListener(

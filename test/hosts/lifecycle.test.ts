@@ -308,6 +308,9 @@ describe('hosts lifecycle (memory, manual clock)', () => {
       assert.equal(await candidacyKv(b, 'three', 'h1'), null, 'released without linger: gone at once');
       await cluster.advance(3100);
       assert.equal(await candidacyKv(b, 'two', 'h1'), null, 'the lingering one went with its lease');
+      await a.hosts.add('four', { hostname: 'h1', reuseLease: true });
+      await a.hosts.release('four', { hostname: 'h1' });
+      assert.equal(await candidacyKv(b, 'four', 'h1'), null, 'an explicit release without linger deletes');
       await a.hosts.release('one', { hostname: 'h1', linger: true });
       await cluster.advance(20_000);
       assert.notEqual(
