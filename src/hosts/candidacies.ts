@@ -170,7 +170,7 @@ export class Candidacies {
   /** Would writing `settings` change the stored candidacy? Reads only. */
   async wouldChange(namespace: string, settings: CandidacySettings): Promise<boolean> {
     const key = this.keys.candidate(namespace, settings.hostname);
-    const { kv } = await this.ctx.retry(() => this.ctx.store.get(key));
+    const { kv } = await this.ctx.retry(() => this.ctx.store.get(key), this.ctx.closing);
     if (!kv) return true;
     const { record: current, nodeId } = this.#read(kv);
     if (nodeId !== null && nodeId !== this.ctx.nodeId)
@@ -220,11 +220,13 @@ export class Candidacies {
     const local = this.get(namespace, hostname);
     const key = this.keys.candidate(namespace, hostname);
     const run = async () => {
-      const res = await this.ctx.retry(() =>
-        this.ctx.store.txn({
-          compare: [{ key, target: 'version', op: '>', value: 0 }],
-          success: [{ type: 'delete', key }],
-        }),
+      const res = await this.ctx.retry(
+        () =>
+          this.ctx.store.txn({
+            compare: [{ key, target: 'version', op: '>', value: 0 }],
+            success: [{ type: 'delete', key }],
+          }),
+        this.ctx.closing,
       );
       if (res.succeeded) this.#noteWrite(res.revision);
       if (local) {
@@ -300,7 +302,7 @@ export class Candidacies {
 
   /** `ROTA_HOSTNAME_IN_USE` when the candidacy's writer is another live node. */
   async #assertForeignGone(nodeId: string, hostname: string): Promise<void> {
-    const { kv } = await this.ctx.retry(() => this.ctx.store.get(this.keys.member(nodeId)));
+    const { kv } = await this.ctx.retry(() => this.ctx.store.get(this.keys.member(nodeId)), this.ctx.closing);
     if (kv) {
       throw new HostnameInUseError(`hostname ${hostname} is offered by the live node ${nodeId}`, {
         detail: { hostname, nodeId },
@@ -334,7 +336,7 @@ export class Candidacies {
     const record = this.#record(local.settings, opId());
     const value = encodeCandidacy(record);
     for (;;) {
-      const { kv } = await this.ctx.retry(() => this.ctx.store.get(key));
+      const { kv } = await this.ctx.retry(() => this.ctx.store.get(key), this.ctx.closing);
       const { record: current, nodeId } = kv ? this.#read(kv) : { record: null, nodeId: null };
       const foreign = nodeId !== null && nodeId !== this.ctx.nodeId ? nodeId : null;
       if (foreign) await this.#assertForeignGone(foreign, local.hostname);
@@ -352,11 +354,13 @@ export class Candidacies {
       const compare: Compare[] = [{ key, target: 'modRevision', op: '==', value: kv?.modRevision ?? 0 }];
       if (foreign)
         compare.push({ key: this.keys.member(foreign), target: 'modRevision', op: '==', value: 0 });
-      const res = await this.ctx.retry(() =>
-        this.ctx.store.txn({
-          compare,
-          success: [{ type: 'put', key, value, ...(leaseId ? { lease: leaseId } : {}) }],
-        }),
+      const res = await this.ctx.retry(
+        () =>
+          this.ctx.store.txn({
+            compare,
+            success: [{ type: 'put', key, value, ...(leaseId ? { lease: leaseId } : {}) }],
+          }),
+        this.ctx.closing,
       );
       if (!res.succeeded) continue;
       this.#noteWrite(res.revision);
@@ -385,7 +389,7 @@ export class Candidacies {
       return { kind: 'own', keeper: await this.#ownKeeper(local) };
     }
     if (this.#usesSession(s)) {
-      await this.session.waitLive();
+      await this.session.waitLive(this.ctx.closing);
       const id = this.session.leaseId;
       if (!id) throw wrapError(new Error('the session has no lease'), 'ROTA_SESSION_LOST');
       return { kind: 'session', id };
@@ -398,9 +402,12 @@ export class Candidacies {
     entry.users.add(local);
     if (!entry.keeper?.held) {
       const e = entry;
-      e.granting ??= LeaseKeeper.grant(this.ctx, s.ttl, {
-        onLost: () => this.#onPoolLost(e),
-      }).finally(() => {
+      e.granting ??= LeaseKeeper.grant(
+        this.ctx,
+        s.ttl,
+        { onLost: () => this.#onPoolLost(e) },
+        { signal: this.ctx.closing },
+      ).finally(() => {
         e.granting = null;
       });
       const keeper = await e.granting;
@@ -416,12 +423,12 @@ export class Candidacies {
     this.#remembered.delete(local.id);
     if (remembered && remembered.ttl === s.ttl && remembered.until > this.ctx.clock.monotonic()) {
       try {
-        return await LeaseKeeper.adopt(this.ctx, remembered.leaseId, hooks);
+        return await LeaseKeeper.adopt(this.ctx, remembered.leaseId, hooks, { signal: this.ctx.closing });
       } catch (err) {
         if (!isRotaError(err, 'ROTA_LEASE_NOT_FOUND')) throw err;
       }
     }
-    return LeaseKeeper.grant(this.ctx, s.ttl, hooks);
+    return LeaseKeeper.grant(this.ctx, s.ttl, hooks, { signal: this.ctx.closing });
   }
 
   /** Drop the pool reservations a candidacy holds on leases it does not hang on. */
@@ -493,7 +500,9 @@ export class Candidacies {
         });
       // While the node closes, one attempt only (as the session's revoke): an unreachable store must
       // not hold up the close, and the lease, if any, removes the key anyway.
-      const res = this.#closed ? await remove().catch(() => null) : await this.ctx.retry(remove);
+      const res = this.#closed
+        ? await remove().catch(() => null)
+        : await this.ctx.retry(remove, this.ctx.closing);
       if (res?.succeeded) this.#noteWrite(res.revision);
       local.createRevision = 0;
     }

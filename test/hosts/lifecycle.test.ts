@@ -10,6 +10,7 @@ import {
   advanceUntil,
   candidacyKv,
   decisionKv,
+  decisionRecord,
   hostKeys,
   nextDecision,
   quietFor,
@@ -335,6 +336,12 @@ describe('hosts lifecycle (memory, manual clock)', () => {
       // Cut off longer than its TTL: the store expires the candidacy, the reconnected session adds it back.
       cluster.partition(a);
       await untilHosts(observer, ['b'], 10_000, cluster);
+      await advanceUntil(
+        cluster,
+        async () => (await decisionRecord(b.rota, 'web'))?.order.join() === 'b',
+        'b to take over and decide without a',
+        5000,
+      );
       cluster.heal(a);
       await untilHosts(observer, ['a', 'b'], 10_000, cluster);
       const after = await candidacyKv(b.rota, 'web', 'a');
