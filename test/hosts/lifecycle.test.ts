@@ -221,6 +221,8 @@ describe('hosts lifecycle (memory, manual clock)', () => {
   it('HO-23 a slow observer gets only the newest decision; a fast one gets every change once', async () => {
     await withManualCluster({ nodes: 1 }, async (cluster) => {
       const rota = cluster.node('n1').rota;
+      const changed: string[][] = [];
+      rota.events.on('hosts:changed', (e) => changed.push(e.hosts));
       const slow = rota.hosts.observe('grow');
       const fast = rota.hosts.observe('grow');
       assert.deepEqual((await nextDecision(slow, 1000, cluster)).value?.hosts, []);
@@ -236,6 +238,13 @@ describe('hosts lifecycle (memory, manual clock)', () => {
       const newest = await nextDecision(slow, 1000, cluster);
       assert.deepEqual(newest.value?.hosts, ['a', 'b', 'c', 'd', 'e']);
       await quietFor(slow, 300, cluster);
+      assert.deepEqual(changed, [
+        ['a'],
+        ['a', 'b'],
+        ['a', 'b', 'c'],
+        ['a', 'b', 'c', 'd'],
+        ['a', 'b', 'c', 'd', 'e'],
+      ]);
     });
   });
 
