@@ -52,7 +52,6 @@ export class LocalCandidacy {
   lease: LeaseRef = { kind: 'none' };
   /** createRevision of the stored key as last written or seen (0: unknown / absent). */
   createRevision = 0;
-  chain: Promise<unknown> = Promise.resolve();
   /** A background re-write is scheduled. */
   resyncing = false;
 
@@ -82,6 +81,11 @@ export class Candidacies {
   readonly #pool = new Map<number, PoolEntry>();
   /** Leases of closed `reuseLease` candidacies: id and the local time until which it may live. */
   readonly #remembered = new Map<string, { leaseId: string; ttl: number; until: number }>();
+  /**
+   * The tail of the writes per (namespace, hostname): one at a time, also across successive
+   * LocalCandidacy objects, so a delete still in flight cannot remove a newer candidacy.
+   */
+  readonly #chains = new Map<string, Promise<unknown>>();
   #lastWrite = 0;
   #closed = false;
 
@@ -267,8 +271,13 @@ export class Candidacies {
   // ----------------------------------------------------------------------------------------------
 
   #serial<T>(local: LocalCandidacy, fn: () => Promise<T>): Promise<T> {
-    const run = local.chain.then(fn, fn);
-    local.chain = run.catch(() => undefined);
+    const run = (this.#chains.get(local.id) ?? Promise.resolve()).then(fn, fn);
+    const tail: Promise<unknown> = run
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.#chains.get(local.id) === tail) this.#chains.delete(local.id);
+      });
+    this.#chains.set(local.id, tail);
     return run;
   }
 

@@ -274,6 +274,13 @@ describe('hosts lifecycle (memory, manual clock)', () => {
       assert.notEqual(await candidacyKv(a, NS, 'h1'), null, 'the other handle keeps the candidacy');
       await second.close();
       assert.equal(await candidacyKv(a, NS, 'h1'), null, 'gone with the last handle');
+      // A close still in flight never removes the candidacy of the schedule that follows it.
+      const third = await a.hosts.schedule(NS, { hostname: 'h1' });
+      const closing = third.close();
+      const fourth = await a.hosts.schedule(NS, { hostname: 'h1' });
+      await closing;
+      assert.notEqual(await candidacyKv(a, NS, 'h1'), null, 'the newer candidacy survives the older close');
+      await fourth.close();
       // Once a's candidacy is gone (or a is dead), b may offer the name.
       assert.deepEqual(await b.hosts.add(NS, { hostname: 'h1' }), { changed: true });
     });
@@ -378,6 +385,28 @@ describe('hosts lifecycle (memory, manual clock)', () => {
       await rejectsWith(handle.next(), 'ROTA_SESSION_LOST');
       await rejectsWith(observer.next(), 'ROTA_SESSION_LOST');
       await rejectsWith(a.rota.hosts.add('web', { hostname: 'b' }), 'ROTA_SESSION_LOST');
+    });
+  });
+
+  it('a store outage changes nothing while it lasts; afterwards the handles restore their candidacies', async () => {
+    await withManualCluster({ nodes: 2, nodeOptions: { sessionTtl: 3000 } }, async (cluster) => {
+      const [a, b] = cluster.nodes.map((n) => n.rota);
+      const ha = await a!.hosts.schedule(NS, { hostname: 'h1', max: 2 });
+      await b!.hosts.schedule(NS, { hostname: 'h2', max: 2 });
+      await untilHosts(ha, ['h1', 'h2'], 2000, cluster);
+      // Shorter than the TTL: nothing happens at all.
+      await cluster.storeOutage(1000);
+      await quietFor(ha, 2000, cluster);
+      // Longer than the TTL: the store expires every lease; the handles put the candidacies back.
+      await cluster.storeOutage(5000);
+      assert.deepEqual(ha.current.hosts, ['h1', 'h2'], 'during the outage the last value stays');
+      await advanceUntil(
+        cluster,
+        async () => (await a!.hosts.get(NS)).hosts.join() === 'h1,h2',
+        'the candidacies and the decision to be restored',
+        20_000,
+      );
+      await advanceUntil(cluster, () => ha.current.hosts.join() === 'h1,h2', 'the handle to see it', 2000);
     });
   });
 });
