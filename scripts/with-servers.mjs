@@ -317,7 +317,7 @@ async function startPostgres() {
     '-c',
     'full_page_writes=off',
     '-c',
-    'max_connections=400',
+    'max_connections=1000',
     '-c',
     'shared_buffers=128MB',
   ];
