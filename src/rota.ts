@@ -13,6 +13,7 @@ import { StoreTime } from './core/store-time.js';
 import { isRotaError } from './errors.js';
 import { DEFAULT_EMBEDDED_STORE, isStore, openStore } from './store/open.js';
 import type { Store } from './store/port.js';
+import { type ResolvedTasksOptions, resolveTasksOptions, Tasks, type TasksOptions } from './tasks/index.js';
 import { type Clock, systemClock } from './time/clock.js';
 import { checkBoolean, checkDuration, checkName, checkOptions, checkSignal, invalid } from './validate.js';
 
@@ -44,6 +45,8 @@ export interface RotaOptions {
   logger?: Logger;
   /** Aborting it closes the node. */
   signal?: AbortSignal;
+  /** Options of the tasks module (converger interval, start timeout, ...). See docs/tasks.md. */
+  tasks?: TasksOptions;
 }
 
 const OPTION_KEYS = [
@@ -60,6 +63,7 @@ const OPTION_KEYS = [
   'random',
   'logger',
   'signal',
+  'tasks',
 ] as const;
 
 export const DEFAULTS = {
@@ -115,12 +119,14 @@ export class Rota {
   readonly #ctx: RotaContext;
   readonly #ownsStore: boolean;
   #cluster: Cluster;
+  #tasks: Tasks;
   #closing: Promise<void> | null = null;
 
-  private constructor(ctx: RotaContext, ownsStore: boolean) {
+  private constructor(ctx: RotaContext, ownsStore: boolean, tasks: ResolvedTasksOptions) {
     this.#ctx = ctx;
     this.#ownsStore = ownsStore;
     this.#cluster = new Cluster(ctx);
+    this.#tasks = new Tasks(ctx, this.#cluster, tasks);
   }
 
   /**
@@ -131,6 +137,7 @@ export class Rota {
    */
   static async connect(options: RotaOptions = {}): Promise<Rota> {
     const resolved = resolveOptions(options);
+    const tasksOptions = resolveTasksOptions(options.tasks);
     const clock = options.clock ?? systemClock;
     const random = options.random ?? Math.random;
     const logger = options.logger ?? consoleLogger('warn');
@@ -152,7 +159,7 @@ export class Rota {
       logger,
       { ...resolved, maxPayloadBytes },
     );
-    const rota = new Rota(ctx, ownsStore);
+    const rota = new Rota(ctx, ownsStore, tasksOptions);
     const start = async (signal?: AbortSignal) => {
       await ctx.retry(() => time.sync(), signal);
       await rota.#cluster.start(signal);
@@ -221,6 +228,11 @@ export class Rota {
   /** Sessions, membership, locks, elections, tickers. */
   get cluster(): Cluster {
     return this.#cluster;
+  }
+
+  /** One-off tasks: enqueue, workers, lifecycle, watches, results, dead letters (docs/tasks.md). */
+  get tasks(): Tasks {
+    return this.#tasks;
   }
 
   /** True once `close()` was called. */
