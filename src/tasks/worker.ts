@@ -224,8 +224,13 @@ export class Worker {
   readonly #units = new Set<Unit>();
   #ewma = Number.POSITIVE_INFINITY;
 
-  #claiming: Promise<void> | null = null;
-  #wokenDuringClaim = false;
+  /** Claims in flight (two at most, and only while prefetching). */
+  readonly #claims = new Set<Promise<void>>();
+  #claimsInFlight = 0;
+  /** Tasks the claims in flight may bring. */
+  #reserved = 0;
+  /** Bumped by every wake-up: a short claim that saw none since it was sent means "nothing left". */
+  #wakes = 0;
   #idle = false;
   #claimFailures = 0;
   #earlyWait = 0;
@@ -310,7 +315,7 @@ export class Worker {
 
   #onWake = (): void => {
     if (this.#stopping) return;
-    if (this.#claiming) this.#wokenDuringClaim = true;
+    this.#wakes++;
     if (this.#idle) {
       this.#idle = false;
       this.#host.ctx.clock.clearTimeout(this.#waitTimer);
@@ -342,16 +347,30 @@ export class Worker {
   #pump(): void {
     if (this.#stopping || !this.#started) return;
     while (this.#runningUnits < this.#o.concurrency && this.#buffered > 0) this.#startUnit();
-    if (this.#paused || this.#claiming || this.#idle || this.#waitTimer !== undefined) return;
-    const room = this.#o.concurrency * this.#unitSize + this.#prefetch() - this.#slots.size;
-    if (room <= 0) return;
-    const starving = this.#buffered === 0 && this.#runningUnits < this.#o.concurrency;
-    if (room < this.#o.batchSize && !starving) return;
-    this.#claiming = this.#claim(Math.min(room, this.#o.batchSize, 10_000));
+    const prefetch = this.#prefetch();
+    const maxClaims = prefetch > 0 ? 2 : 1;
+    while (
+      !this.#paused &&
+      !this.#idle &&
+      this.#waitTimer === undefined &&
+      this.#claimsInFlight < maxClaims
+    ) {
+      const room = this.#o.concurrency * this.#unitSize + prefetch - this.#slots.size - this.#reserved;
+      if (room <= 0) return;
+      const starving = this.#buffered === 0 && this.#runningUnits < this.#o.concurrency;
+      if (room < this.#o.batchSize && !(starving && this.#claimsInFlight === 0)) return;
+      const limit = Math.min(room, this.#o.batchSize, 10_000);
+      this.#reserved += limit;
+      this.#claimsInFlight++;
+      const claim: Promise<void> = this.#claim(limit).finally(() => {
+        this.#claims.delete(claim);
+      });
+      this.#claims.add(claim);
+    }
   }
 
   async #claim(limit: number): Promise<void> {
-    this.#wokenDuringClaim = false;
+    const wakes = this.#wakes;
     const ctx = this.#host.ctx;
     const sent = ctx.clock.monotonic();
     let res: ClaimResult;
@@ -364,7 +383,8 @@ export class Worker {
         start: true,
       });
     } catch (err) {
-      this.#claiming = null;
+      this.#reserved -= limit;
+      this.#claimsInFlight--;
       if (this.#stopping || isRotaError(err, 'ROTA_CLOSED')) return;
       this.#claimFailures++;
       const level = isRotaError(err, 'ROTA_STORE_UNAVAILABLE') ? 'debug' : 'warn';
@@ -374,10 +394,11 @@ export class Worker {
       this.#sleep(Math.min(wait, this.#o.pollInterval));
       return;
     }
-    this.#claiming = null;
+    this.#reserved -= limit;
+    this.#claimsInFlight--;
     this.#claimFailures = 0;
     for (const item of res.items) this.#adopt(item, sent);
-    if (res.items.length < limit && !this.#wokenDuringClaim) this.#goIdle(res.nextRunAt);
+    if (res.items.length < limit && this.#wakes === wakes) this.#goIdle(res.nextRunAt);
     else this.#earlyWait = 0;
     this.#pump();
   }
@@ -401,6 +422,7 @@ export class Worker {
   }
 
   #sleep(ms: number): void {
+    if (this.#stopping) return;
     const clock = this.#host.ctx.clock;
     clock.clearTimeout(this.#waitTimer);
     this.#waitTimer = clock.setTimeout(() => {
@@ -831,7 +853,7 @@ export class Worker {
     this.#o.signal?.removeEventListener('abort', this.#onAbort);
     this.#unsubscribe?.();
     ctx.clock.clearTimeout(this.#waitTimer);
-    await this.#claiming;
+    await Promise.all([...this.#claims]);
     const release = (slot: Slot) => {
       this.#settle(slot, {
         op: 'release',
