@@ -260,9 +260,9 @@ allStores(
         const deep = store.capabilities.queueThroughput === 'low' ? 10_000 : 100_000;
         // Filled through the store directly: this scenario is about claims, not enqueue cost.
         const fill = async (queue: string, n: number) => {
-          for (let i = 0; i < n; i += 5000) {
+          for (let i = 0; i < n; i += 1000) {
             await store.enqueue(
-              Array.from({ length: Math.min(5000, n - i) }, (_, j) => ({
+              Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({
                 id: `${queue}-${i + j}`,
                 queue,
                 payload: '0',
