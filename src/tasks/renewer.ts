@@ -26,12 +26,17 @@ export class RenewLoop {
   #lastKick = Number.NEGATIVE_INFINITY;
   #closed = false;
 
+  /** Time between renewals: `leaseTtl/2` unless `interval` is given. */
+  readonly interval: number;
+
   constructor(
     private readonly ctx: RotaContext,
     readonly leaseTtl: number,
     private readonly source: RenewSource,
+    interval?: number,
   ) {
-    this.#arm(leaseTtl / 2);
+    this.interval = interval ?? leaseTtl / 2;
+    this.#arm(this.interval);
   }
 
   #arm(ms: number): void {
@@ -100,7 +105,7 @@ export class RenewLoop {
       void this.#tick();
       return;
     }
-    this.#arm(failed ? Math.max(100, this.leaseTtl / 10) : this.leaseTtl / 2);
+    this.#arm(failed ? Math.max(100, this.leaseTtl / 10) : this.interval);
   }
 
   close(): void {

@@ -301,10 +301,18 @@ export class Worker {
     const cfg = this.#host.configs.get(this.queue);
     this.#leaseTtl = this.#o.leaseTtl ?? cfg.leaseTtl ?? TASK_DEFAULTS.leaseTtl;
     this.#margin = localMargin(this.#leaseTtl);
-    this.#renew = new RenewLoop(this.#host.ctx, this.#leaseTtl, {
-      collect: () => this.#collectRenewals(),
-      apply: (entries, results, sentAt) => this.#applyRenewals(entries, results, sentAt),
-    });
+    // Every leaseTtl/2, but early enough that an acknowledged renewal always lands before the local
+    // deadline (leaseTtl − max(500, leaseTtl/10)), which matters for short leases.
+    const interval = Math.min(this.#leaseTtl / 2, (this.#leaseTtl - this.#margin) * 0.6);
+    this.#renew = new RenewLoop(
+      this.#host.ctx,
+      this.#leaseTtl,
+      {
+        collect: () => this.#collectRenewals(),
+        apply: (entries, results, sentAt) => this.#applyRenewals(entries, results, sentAt),
+      },
+      interval,
+    );
     this.#unsubscribe = this.#host.ctx.store.subscribe(this.queue, this.#onWake);
     this.#started = true;
     this.#pump();
@@ -397,7 +405,11 @@ export class Worker {
     this.#reserved -= limit;
     this.#claimsInFlight--;
     this.#claimFailures = 0;
-    for (const item of res.items) this.#adopt(item, sent);
+    if (res.items.length > 0) {
+      const cfg = this.#host.configs.get(this.queue);
+      const hb = this.#o.heartbeatTimeout ?? cfg.heartbeatTimeout ?? 0;
+      for (const item of res.items) this.#adopt(item, sent, hb);
+    }
     if (res.items.length < limit && this.#wakes === wakes) this.#goIdle(res.nextRunAt);
     else this.#earlyWait = 0;
     this.#pump();
@@ -432,7 +444,7 @@ export class Worker {
     }, ms);
   }
 
-  #adopt(item: QueueItem, sentAt: number): void {
+  #adopt(item: QueueItem, sentAt: number, defaultHeartbeat: number): void {
     this.#host.observeChangeSeq(item.changeSeq);
     let task: Task;
     try {
@@ -448,9 +460,7 @@ export class Worker {
       );
       return;
     }
-    const cfg = this.#host.configs.get(this.queue);
-    const hb = task.heartbeatTimeout ?? this.#o.heartbeatTimeout ?? cfg.heartbeatTimeout ?? 0;
-    const slot = new Slot(item, task, sentAt, hb);
+    const slot = new Slot(item, task, sentAt, task.heartbeatTimeout ?? defaultHeartbeat);
     this.#slots.set(slot.id, slot);
     this.#buffer.push(slot);
     this.#armDeadline(Math.min(slot.deadline, sentAt + this.#leaseTtl - this.#margin));
