@@ -227,6 +227,8 @@ export class Worker {
   /** Claims in flight (two at most, and only while prefetching). */
   readonly #claims = new Set<Promise<void>>();
   #claimsInFlight = 0;
+  /** The latest claim came back full: the queue is busy, a second claim in flight pays off. */
+  #busy = false;
   /** Tasks the claims in flight may bring. */
   #reserved = 0;
   /** Bumped by every wake-up: a short claim that saw none since it was sent means "nothing left". */
@@ -356,7 +358,7 @@ export class Worker {
     if (this.#stopping || !this.#started) return;
     while (this.#runningUnits < this.#o.concurrency && this.#buffered > 0) this.#startUnit();
     const prefetch = this.#prefetch();
-    const maxClaims = prefetch > 0 ? 2 : 1;
+    const maxClaims = prefetch > 0 && this.#busy ? 2 : 1;
     while (
       !this.#paused &&
       !this.#idle &&
@@ -405,6 +407,7 @@ export class Worker {
     this.#reserved -= limit;
     this.#claimsInFlight--;
     this.#claimFailures = 0;
+    this.#busy = res.items.length === limit;
     if (res.items.length > 0) {
       const cfg = this.#host.configs.get(this.queue);
       const hb = this.#o.heartbeatTimeout ?? cfg.heartbeatTimeout ?? 0;
