@@ -94,7 +94,9 @@ export class Converger {
       .lead(
         async (leadership) => {
           while (!leadership.signal.aborted && !this.#stop.signal.aborted) {
-            await this.pass().catch((err) => ctx.logger.warn('converger pass failed', { error: err }));
+            await this.pass().catch((err) => {
+              if (!this.#stop.signal.aborted) ctx.logger.warn('converger pass failed', { error: err });
+            });
             await sleep(ctx.clock, this.host.options.convergeInterval, leadership.signal).catch(
               () => undefined,
             );

@@ -7,7 +7,7 @@
  * The feed is conflated: each read yields an item's latest state once, so a watcher sees every
  * task's current state, not necessarily every intermediate one.
  */
-import { abortedError, isRotaError, TimeoutError } from '../errors.js';
+import { abortedError, ClosedError, isRotaError, TimeoutError } from '../errors.js';
 import type { FeedItem, FeedState } from '../store/port.js';
 import type { TimerHandle } from '../time/clock.js';
 import { Channel } from '../util/channel.js';
@@ -123,6 +123,9 @@ export function watchFeed(host: TasksHost, options: WatchOptions): AsyncIterable
   const waker = new Waker(host);
   const closeWake = () => waker.wake();
   stop.signal.addEventListener('abort', closeWake, { once: true });
+  // The watch ends with the node.
+  const endOnClose = () => channel.end();
+  ctx.closing.addEventListener('abort', endOnClose, { once: true });
   const lastProgress = new Map<string, string>();
 
   const deliver = (items: FeedItem[]) => {
@@ -206,6 +209,7 @@ export function watchFeed(host: TasksHost, options: WatchOptions): AsyncIterable
     } finally {
       unsubscribe();
       stop.signal.removeEventListener('abort', closeWake);
+      ctx.closing.removeEventListener('abort', endOnClose);
     }
   })();
   return channel;
@@ -249,6 +253,12 @@ class Follower {
     set?.delete(waiter);
     if (set?.size === 0) this.waiters.delete(id);
     if (this.waiters.size === 0) this.#waker.wake();
+  }
+
+  /** Reject every wait (the node is closing). */
+  close(err: unknown): void {
+    for (const id of [...this.waiters.keys()]) this.#settle(id, (w) => w.reject(err));
+    this.#waker.wake();
   }
 
   #settle(id: string, fn: (w: Waiter) => void): void {
@@ -313,6 +323,12 @@ export class ResultWaits {
   readonly #followers = new Map<string, Follower>();
 
   constructor(private readonly host: TasksHost) {}
+
+  /** Reject every pending wait with ROTA_CLOSED. */
+  close(): void {
+    const err = new ClosedError('the Rota node closed while waiting for the task');
+    for (const f of [...this.#followers.values()]) f.close(err);
+  }
 
   async waitFor<R>(id: string, options: { signal?: AbortSignal; timeout?: number }): Promise<TaskResult<R>> {
     const { ctx } = this.host;

@@ -325,7 +325,7 @@ export class Tasks {
       {}) as EnqueueOptions & { signal?: AbortSignal };
     checkSignal('options.signal', signal);
     this.#touch();
-    await this.#configs.ready();
+    await this.#configs.ready(signal);
     const item = this.#newItem(queue, payload, rest, 'options', { opId: opId() });
     const results = await this.#ctx.retry(() => this.#ctx.store.enqueue([item]), signal);
     return this.#refs([item], results)[0] as TaskRef;
@@ -344,7 +344,7 @@ export class Tasks {
     checkSignal('options.signal', options.signal);
     this.#touch();
     if (items.length === 0) return [];
-    await this.#configs.ready();
+    await this.#configs.ready(options.signal);
     const op = { opId: opId() };
     const newItems = items.map((entry, i) => {
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry))
@@ -840,6 +840,7 @@ export class Tasks {
   #close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#converger.close();
+      this.#waits.close();
       await Promise.allSettled([...this.#workers].map((w) => w.close()));
       // Give back what the low-level API still holds, so nobody waits for those leases to expire.
       const held = this.#leases.all();

@@ -5,6 +5,7 @@
 import { decodeJson, encodeJson, type RotaContext } from '../core/context.js';
 import { encodeName } from '../core/keys.js';
 import { KvCache } from '../core/kv-cache.js';
+import { abortedError, StoreUnavailableError } from '../errors.js';
 import type { KeyValue } from '../store/port.js';
 import type { QueueConfig } from './types.js';
 
@@ -38,13 +39,42 @@ export class QueueConfigs {
     return this.prefix + encodeName(queue);
   }
 
-  /** Resolves once the cache holds the stored configurations. */
-  ready(): Promise<void> {
+  /**
+   * Resolves once the cache holds the stored configurations; rejects with ROTA_STORE_UNAVAILABLE
+   * when the store stays unreachable for `storeTimeout` (the cache keeps trying in the background),
+   * or ROTA_ABORTED when `signal` aborts.
+   */
+  ready(signal?: AbortSignal): Promise<void> {
     if (!this.#started) {
       this.#started = this.#cache.start(this.#stop.signal);
+      void this.#cache.ready.then(() => {
+        this.#ready = true;
+      });
     }
-    return this.#started;
+    if (this.#ready) return Promise.resolve();
+    const { clock, options } = this.ctx;
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => {
+        done();
+        reject(abortedError(signal));
+      };
+      const timer = clock.setTimeout(() => {
+        done();
+        reject(new StoreUnavailableError(`queue configurations unreadable for ${options.storeTimeout} ms`));
+      }, options.storeTimeout);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      (this.#started as Promise<void>).then(() => {
+        done();
+        resolve();
+      });
+    });
   }
+
+  #ready = false;
 
   /** The configuration of `queue` from the cache (call `ready()` first); `{}` when none. */
   get(queue: string): QueueConfig {
@@ -53,7 +83,7 @@ export class QueueConfigs {
 
   /** Store `config` as the configuration of `queue` (replacing it) and wait until the cache has it. */
   async set(queue: string, config: QueueConfig, signal?: AbortSignal): Promise<void> {
-    await this.ready();
+    await this.ready(signal);
     const res = await this.ctx.retry(() => this.ctx.store.put(this.#key(queue), encodeJson(config)), signal);
     await this.#cache.waitFor(res.revision, signal);
   }

@@ -269,6 +269,7 @@ export class Worker {
     );
     options.signal?.addEventListener('abort', this.#onAbort, { once: true });
     void this.#start();
+    if (options.signal?.aborted) this.#onAbort();
   }
 
   get logger(): Logger {
