@@ -468,14 +468,15 @@ export class Tasks {
           .catch(() => undefined);
         continue;
       }
-      if (this.#events.has('task:claimed'))
-        this.#events.emit('task:claimed', {
-          id: item.id,
-          queue,
-          owner: this.#ctx.nodeId,
-          token: item.token as number,
-          attempt: item.attempt,
-        });
+      const ref = {
+        id: item.id,
+        queue,
+        owner: this.#ctx.nodeId,
+        token: item.token as number,
+        attempt: item.attempt,
+      };
+      if (this.#events.has('task:claimed')) this.#events.emit('task:claimed', ref);
+      if (start && this.#events.has('task:started')) this.#events.emit('task:started', ref);
       out.push(new ClaimedTask<P>(this.#host, this.#leases, item, task as Task<P>, leaseTtl));
     }
     return out;

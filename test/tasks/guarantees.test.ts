@@ -201,6 +201,32 @@ describe('tasks guarantees (memory, manual clock)', () => {
     });
   });
 
+  it('closing a node ends its watches, rejects its waits and gives back what it holds', async () => {
+    await withManualCluster({ nodes: 2 }, async (cluster) => {
+      const a = cluster.node('n1').rota;
+      const b = cluster.node('n2').rota.tasks;
+      await b.enqueue('q', 1, { id: 'w' });
+      await b.enqueue('q', 2, { id: 'h' });
+      const watch = a.tasks.watch({ queue: 'q' });
+      const first = await watch.next();
+      assert.equal(first.value?.task.id, 'w');
+      const waiting = a.tasks.waitFor('h').then(
+        () => 'resolved',
+        (err) => (err as { code?: string }).code,
+      );
+      await settle();
+      const [held] = await a.tasks.claim('q');
+      assert.equal(held?.id, 'w');
+      await a.close();
+      assert.equal(await waiting, 'ROTA_CLOSED');
+      for (;;) {
+        const r = await watch.next();
+        if (r.done) break;
+      }
+      assert.equal((await b.get('w'))?.state, 'pending', 'the claim was given back');
+    });
+  });
+
   it('TA-43 completions on three nodes yield each of thirty completed tasks exactly once', async () => {
     await withManualCluster({ nodes: 3 }, async (cluster) => {
       const yielded: string[] = [];
