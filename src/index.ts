@@ -44,4 +44,29 @@ export {
 } from './store/open.js';
 export * from './store/port.js';
 export { withValidation } from './store/validating-store.js';
+export {
+  type BatchContext,
+  type BatchHandler,
+  ClaimedTask,
+  type ClaimOptions,
+  type CompletionsOptions,
+  type ConvergeReport,
+  type EnqueueItem,
+  type EnqueueOptions,
+  type ListOptions,
+  type QueueConfig,
+  Resolution,
+  type Task,
+  type TaskContext,
+  type TaskEvent,
+  type TaskHandler,
+  type TaskPage,
+  type TaskRef,
+  type TaskResult,
+  Tasks,
+  type TasksOptions,
+  type WatchOptions as TaskWatchOptions,
+  type Worker,
+  type WorkerOptions,
+} from './tasks/index.js';
 export { type Clock, ManualClock, skewedClock, systemClock } from './time/clock.js';

@@ -14,6 +14,7 @@ import { isRotaError } from './errors.js';
 import { Hosts } from './hosts/index.js';
 import { DEFAULT_EMBEDDED_STORE, isStore, openStore } from './store/open.js';
 import type { Store } from './store/port.js';
+import { type ResolvedTasksOptions, resolveTasksOptions, Tasks, type TasksOptions } from './tasks/index.js';
 import { type Clock, systemClock } from './time/clock.js';
 import { checkBoolean, checkDuration, checkName, checkOptions, checkSignal, invalid } from './validate.js';
 
@@ -45,6 +46,8 @@ export interface RotaOptions {
   logger?: Logger;
   /** Aborting it closes the node. */
   signal?: AbortSignal;
+  /** Options of the tasks module (converger interval, start timeout, ...). See docs/tasks.md. */
+  tasks?: TasksOptions;
 }
 
 const OPTION_KEYS = [
@@ -61,6 +64,7 @@ const OPTION_KEYS = [
   'random',
   'logger',
   'signal',
+  'tasks',
 ] as const;
 
 export const DEFAULTS = {
@@ -117,13 +121,15 @@ export class Rota {
   readonly #ownsStore: boolean;
   #cluster: Cluster;
   #hosts: Hosts;
+  #tasks: Tasks;
   #closing: Promise<void> | null = null;
 
-  private constructor(ctx: RotaContext, ownsStore: boolean) {
+  private constructor(ctx: RotaContext, ownsStore: boolean, tasks: ResolvedTasksOptions) {
     this.#ctx = ctx;
     this.#ownsStore = ownsStore;
     this.#cluster = new Cluster(ctx);
     this.#hosts = new Hosts(ctx, this.#cluster);
+    this.#tasks = new Tasks(ctx, this.#cluster, tasks);
   }
 
   /**
@@ -134,6 +140,7 @@ export class Rota {
    */
   static async connect(options: RotaOptions = {}): Promise<Rota> {
     const resolved = resolveOptions(options);
+    const tasksOptions = resolveTasksOptions(options.tasks);
     const clock = options.clock ?? systemClock;
     const random = options.random ?? Math.random;
     const logger = options.logger ?? consoleLogger('warn');
@@ -155,7 +162,7 @@ export class Rota {
       logger,
       { ...resolved, maxPayloadBytes },
     );
-    const rota = new Rota(ctx, ownsStore);
+    const rota = new Rota(ctx, ownsStore, tasksOptions);
     const start = async (signal?: AbortSignal) => {
       await ctx.retry(() => time.sync(), signal);
       await rota.#cluster.start(signal);
@@ -229,6 +236,11 @@ export class Rota {
   /** Pick K of N live hosts for a role and publish the choice (docs/hosts.md). */
   get hosts(): Hosts {
     return this.#hosts;
+  }
+
+  /** One-off tasks: enqueue, workers, lifecycle, watches, results, dead letters (docs/tasks.md). */
+  get tasks(): Tasks {
+    return this.#tasks;
   }
 
   /** True once `close()` was called. */

@@ -21,6 +21,22 @@ export function defaultNodeId(): string {
 let lastMs = 0;
 let counter = 0;
 
+// Random bytes for ids come from a pool refilled 4 KiB at a time: one crypto call per ~400 ids
+// instead of one or two per id (bulk enqueues generate thousands of ids at once).
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
+function randomChunk(n: number): Buffer {
+  if (poolAt + n > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    poolAt = 0;
+  }
+  const chunk = pool.subarray(poolAt, poolAt + n);
+  poolAt += n;
+  return chunk;
+}
+
 /**
  * A UUIDv7: time-ordered (48-bit ms timestamp), then a 12-bit counter for ids made within the
  * same millisecond, then random bits. Sorts by creation time as a string.
@@ -31,10 +47,10 @@ export function uuidv7(nowMs: number = Date.now()): string {
     if (counter === 0) lastMs += 1;
   } else {
     lastMs = nowMs;
-    counter = randomBytes(2).readUInt16BE(0) & 0x7ff;
+    counter = randomChunk(2).readUInt16BE(0) & 0x7ff;
   }
   const ms = lastMs;
-  const rand = randomBytes(8);
+  const rand = randomChunk(8);
   const hex = ms.toString(16).padStart(12, '0');
   const a = ((0x7 << 12) | counter).toString(16).padStart(4, '0');
   rand[0] = ((rand[0] as number) & 0x3f) | 0x80;

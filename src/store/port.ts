@@ -316,6 +316,11 @@ export interface ClaimRequest {
   start?: boolean;
   /** `pending` (default): runnable work. `completed`: completed items for resolution (→ `resolving`). */
   from?: 'pending' | 'completed';
+  /**
+   * Consider only these items (ids of `queue`; others are ignored). With `from: 'completed'` this
+   * is how one given task is taken for resolution (`tasks.resolving(id)`). Unique, at most 10 000.
+   */
+  ids?: string[];
 }
 
 export interface ClaimResult {

@@ -353,13 +353,21 @@ export function withValidation(backend: Store): Store {
     },
     claim: async (request: ClaimRequest) => {
       open();
-      checkOptions('request', request, ['queue', 'owner', 'limit', 'leaseTtl', 'start', 'from']);
+      checkOptions('request', request, ['queue', 'owner', 'limit', 'leaseTtl', 'start', 'from', 'ids']);
       checkName('request.queue', request.queue);
       checkName('request.owner', request.owner);
       checkInt('request.limit', request.limit, 1, 10_000);
       checkDuration('request.leaseTtl', request.leaseTtl, 1000);
       if (request.start !== undefined) checkBoolean('request.start', request.start);
       if (request.from !== undefined) checkEnum('request.from', request.from, ['pending', 'completed']);
+      if (request.ids !== undefined) {
+        const ids = checkBatch<string>('request.ids', request.ids);
+        if (ids.length > 10_000) invalid('request.ids', 'must have at most 10000 entries');
+        ids.forEach((id, i) => {
+          checkItemId(`request.ids[${i}]`, id);
+        });
+        if (new Set(ids).size !== ids.length) invalid('request.ids', 'must not repeat an id');
+      }
       return backend.claim(request);
     },
     renew: async (entries, leaseTtl) => {

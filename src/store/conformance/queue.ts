@@ -534,6 +534,53 @@ export const queueTests: ConformanceGroup = {
     assert.equal(rest.items.length, 2);
   },
 
+  'a claim restricted to ids takes only those items (for resolving one given task)': async ({ store }) => {
+    await store.enqueue([item('i1'), item('i2'), item('i3'), item('i4')]);
+    const started = await store.claim({ queue: 'q', owner: 'w', limit: 3, leaseTtl: 30_000, start: true });
+    await store.settle(started.items.map((it) => ({ op: 'complete' as const, ...fenced(it), result: null })));
+    const [a, b] = started.items as [QueueItem, QueueItem];
+    const one = await store.claim({
+      queue: 'q',
+      owner: 'res',
+      limit: 5,
+      leaseTtl: 30_000,
+      from: 'completed',
+      ids: [b.id, 'i4', 'absent'],
+    });
+    assert.deepEqual(
+      one.items.map((i) => [i.id, i.state, i.owner]),
+      [[b.id, 'resolving', 'res']],
+    );
+    assert.ok((one.items[0]?.token ?? 0) > (b.token ?? 0));
+    const again = await store.claim({
+      queue: 'q',
+      owner: 'res2',
+      limit: 1,
+      leaseTtl: 30_000,
+      from: 'completed',
+      ids: [b.id],
+    });
+    assert.equal(again.items.length, 0, 'a resolving item is not claimed twice');
+    assert.equal((await store.getItem(a.id))?.state, 'completed');
+    const other = await store.claim({
+      queue: 'other',
+      owner: 'res',
+      limit: 1,
+      leaseTtl: 30_000,
+      ids: ['i4'],
+    });
+    assert.equal(other.items.length, 0, 'ids of another queue are ignored');
+    const pending = await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 30_000, ids: ['i4'] });
+    assert.deepEqual(
+      pending.items.map((i) => [i.id, i.state]),
+      [['i4', 'claimed']],
+    );
+    await rejectsWith(
+      store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 30_000, ids: ['i4', 'i4'] }),
+      'ROTA_INVALID_ARGUMENT',
+    );
+  },
+
   'an expired resolver lease returns the item to completed for another resolver': async ({ store }) => {
     await store.enqueue([item('rz')]);
     const it = await claimOne(store, 'w', { start: true });

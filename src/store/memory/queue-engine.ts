@@ -53,6 +53,8 @@ interface Entry {
 }
 
 const byKey = (a: Entry, b: Entry) => a.key - b.key || a.rec.seq - b.rec.seq;
+const byCompletion = (a: ItemRecord, b: ItemRecord) =>
+  (a.completedAt ?? 0) - (b.completedAt ?? 0) || a.seq - b.seq;
 
 interface QueueIndex {
   /** Due pending items in claim order. */
@@ -256,6 +258,21 @@ export class QueueEngine {
     this.#expireQueue(q, now);
     const items: QueueItem[] = [];
     const from = request.from ?? 'pending';
+    if (request.ids) {
+      const wanted: ItemRecord[] = [];
+      for (const id of request.ids) {
+        const rec = this.#items.get(id);
+        if (!rec || rec.queue !== request.queue) continue;
+        if (from === 'pending' ? isRunnable(rec, now) : rec.state === 'completed') wanted.push(rec);
+      }
+      wanted.sort(from === 'pending' ? compareClaimOrder : byCompletion);
+      for (const rec of wanted.slice(0, request.limit)) {
+        const claimed = claimItem(rec, request, now, this.#nextSeq());
+        this.#write(claimed);
+        items.push(claimed);
+      }
+      return { items, nextRunAt: null };
+    }
     if (from === 'pending') {
       for (;;) {
         const top = q.delayed.peekLive(this.#stale);
