@@ -11,6 +11,7 @@ import { Keyspace } from './core/keys.js';
 import { consoleLogger, isLogger, type Logger } from './core/logger.js';
 import { StoreTime } from './core/store-time.js';
 import { isRotaError } from './errors.js';
+import { Schedules } from './schedules/index.js';
 import { DEFAULT_EMBEDDED_STORE, isStore, openStore } from './store/open.js';
 import type { Store } from './store/port.js';
 import { type Clock, systemClock } from './time/clock.js';
@@ -115,12 +116,14 @@ export class Rota {
   readonly #ctx: RotaContext;
   readonly #ownsStore: boolean;
   #cluster: Cluster;
+  #schedules: Schedules;
   #closing: Promise<void> | null = null;
 
   private constructor(ctx: RotaContext, ownsStore: boolean) {
     this.#ctx = ctx;
     this.#ownsStore = ownsStore;
     this.#cluster = new Cluster(ctx);
+    this.#schedules = new Schedules(ctx, this.#cluster);
   }
 
   /**
@@ -221,6 +224,11 @@ export class Rota {
   /** Sessions, membership, locks, elections, tickers. */
   get cluster(): Cluster {
     return this.#cluster;
+  }
+
+  /** Persisted recurring jobs, run once per slot across the cluster (docs/schedules.md). */
+  get schedules(): Schedules {
+    return this.#schedules;
   }
 
   /** True once `close()` was called. */
