@@ -324,6 +324,11 @@ export class Runner {
   /** Re-evaluate the local cache now (coalesced). */
   rescan(): void {
     this.#armAll();
+    if (this.#passTimer !== undefined) {
+      // A pass waiting out a retry backoff: run it now instead.
+      this.#d.ctx.clock.clearTimeout(this.#passTimer);
+      this.#passTimer = undefined;
+    }
     this.#requestPass();
   }
 
