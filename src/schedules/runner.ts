@@ -45,6 +45,7 @@ import {
   skipRecord,
 } from './plan.js';
 import {
+  basisOf,
   type DefRecord,
   decodeDef,
   decodeRequest,
@@ -53,6 +54,7 @@ import {
   type RunRecord,
   type ScheduleKeys,
 } from './records.js';
+import { hasFixedSlots, slotAfter } from './slots.js';
 import { Sweeper } from './sweeper.js';
 import { runTxn, type Versioned } from './txn.js';
 import type { ClaimLostInfo, RunContext, RunProgress, ScheduleHooks } from './types.js';
@@ -293,10 +295,8 @@ export class Runner {
     if (!this.#start || !this.#d.registry.get(name)?.handler) return;
     const v = this.view(name);
     if (!v) return;
-    let due = dueAt(v.value, this.effectiveOf(v.value), this.#requestsOf(name));
+    const due = this.#dueOf(name, v.value);
     if (due === null) return;
-    const refused = this.#refused.get(name);
-    if (refused !== undefined && due <= refused && v.value.pending.length === 0) due = refused + 1;
     const wait = delay ?? time.until(due);
     this.#timers.set(
       name,
@@ -305,6 +305,19 @@ export class Runner {
         this.#requestPass();
       }, wait),
     );
+  }
+
+  /**
+   * When `name` next has something to claim on this node: its due time, except that a slot this
+   * node's locker refused is not tried again (the next slot is).
+   */
+  #dueOf(name: string, def: DefRecord): number | null {
+    const due = dueAt(def, this.effectiveOf(def), this.#requestsOf(name));
+    const refused = this.#refused.get(name);
+    if (due === null || refused === undefined || due > refused) return due;
+    if (def.pending.some((p) => p.at <= due) || this.#requestsOf(name).length > 0) return due;
+    const next = hasFixedSlots(def.trigger) ? slotAfter(basisOf(def), refused) : refused + GATE_RETRY_MS;
+    return next === null ? null : Math.max(next, due);
   }
 
   /** Ask for a pass soon (coalesced). */
@@ -380,7 +393,7 @@ export class Runner {
       if (!local.handler || this.#claiming.has(name)) continue;
       const v = this.view(name);
       if (!v) continue;
-      const at = dueAt(v.value, this.effectiveOf(v.value), this.#requestsOf(name));
+      const at = this.#dueOf(name, v.value);
       if (at !== null && at <= estimate + 1) due.push({ name, at });
     }
     for (const name of this.#waiting) if (!due.some((d) => d.name === name)) this.#waiting.delete(name);
@@ -394,14 +407,15 @@ export class Runner {
         return false;
       }
     }
-    const storeNow = await ctx.retry(() => ctx.store.now(), this.#stop.signal);
+    // No retry loop here: a failed pass is retried by the pass backoff, which `rescan()` cuts short.
+    const storeNow = await ctx.store.now();
     if (this.#start !== start) return false;
     const claims: Promise<void>[] = [];
     let more = false;
     for (const d of due) {
       const v = this.view(d.name);
       if (!v) continue;
-      const at = dueAt(v.value, this.effectiveOf(v.value), this.#requestsOf(d.name));
+      const at = this.#dueOf(d.name, v.value);
       if (at === null) continue;
       if (at > storeNow) {
         // Premature (the estimate ran ahead): wait the rest, measured against the store's answer.
@@ -433,6 +447,8 @@ export class Runner {
           this.#reserved--;
           this.#claiming.delete(d.name);
           this.#arm(d.name);
+          // Capacity held by this claim is free again for definitions held back meanwhile.
+          if (this.#waiting.size > 0 || this.#limited.size > 0) this.#requestPass();
         }),
       );
     }
