@@ -86,6 +86,10 @@ export class Runner {
   #waiting = new Set<string>();
   #limited = new Map<string, number>();
   #refused = new Map<string, number>();
+  /** Slots whose timer fired here, to report `claim-lost` when another node took them first. */
+  #fired = new Map<string, number>();
+  /** Slot runs recently claimed here (bounded), so `#reportTaken` does not report our own. */
+  #ranHere = new Set<string>();
   #passTimer: TimerHandle | undefined;
   #passRunning = false;
   #passAgain = false;
@@ -302,6 +306,7 @@ export class Runner {
       name,
       clock.setTimeout(() => {
         this.#timers.delete(name);
+        if (v.value.nextRunAt === due) this.#fired.set(name, due);
         this.#requestPass();
       }, wait),
     );
@@ -358,8 +363,10 @@ export class Runner {
       if (more) this.#passAgain = true;
     } catch (err) {
       this.#passFailures++;
+      if (!this.#start || isRotaError(err, 'ROTA_CLOSED')) return;
+      const level = isRotaError(err, 'ROTA_STORE_UNAVAILABLE') ? 'debug' : 'warn';
       if (this.#passFailures === 1 || this.#passFailures % 20 === 0) {
-        this.#logger.warn('schedules: claim pass failed; retrying', {
+        this.#logger[level]('schedules: claim pass failed; retrying', {
           error: err,
           failures: this.#passFailures,
         });
@@ -396,7 +403,9 @@ export class Runner {
       const at = this.#dueOf(name, v.value);
       if (at !== null && at <= estimate + 1) due.push({ name, at });
     }
-    for (const name of this.#waiting) if (!due.some((d) => d.name === name)) this.#waiting.delete(name);
+    const dueNames = new Set(due.map((d) => d.name));
+    for (const name of this.#waiting) if (!dueNames.has(name)) this.#waiting.delete(name);
+    this.#reportTaken(dueNames);
     if (due.length === 0) return false;
     due.sort((a, b) => a.at - b.at);
     if (start.options.mode === 'leader' && !cluster.election('rota:schedules').isLeader()) return false;
@@ -565,6 +574,7 @@ export class Runner {
               ctx.random,
             );
             if (runKv || again?.run?.runId !== plan.run.runId) {
+              this.#fired.delete(name);
               this.#claimLost(name, plan.run.slotAt, plan.run.runId, 'taken');
               return;
             }
@@ -574,13 +584,31 @@ export class Runner {
       }
       this.#overlay.set(name, { value: next, modRevision: token, createRevision: v.createRevision });
       this.#emitPlanEvents(name, plan, skip);
+      this.#fired.delete(name);
       if (plan.run && runRecord) {
+        this.#ranHere.add(`${name}\u0000${plan.run.runId}`);
+        if (this.#ranHere.size > 10_000) this.#ranHere.clear();
         const run = new ActiveRun(name, plan.run.runId, token, runRecord);
         run.lock = lock;
         this.#runs.set(run.key, run);
         void this.#execute(run, eff, local);
       }
       return;
+    }
+  }
+
+  /** A slot this node was due to claim but found taken by another node: that is a lost claim too. */
+  #reportTaken(due: Set<string>): void {
+    for (const [name, slotAt] of this.#fired) {
+      if (due.has(name)) continue;
+      this.#fired.delete(name);
+      const def = this.view(name)?.value;
+      const runId = String(slotAt);
+      const current = def?.currentRuns.find((c) => c.runId === runId);
+      const taken = current
+        ? current.owner !== this.#d.ctx.nodeId
+        : def?.history.includes(runId) === true && !this.#ranHere.has(`${name}\u0000${runId}`);
+      if (taken) this.#claimLost(name, slotAt, runId, 'taken');
     }
   }
 
@@ -796,11 +824,20 @@ export class Runner {
     }
     const res = await run.serialize(async () => {
       const storeNow = await ctx.retry(() => ctx.store.now());
+      const def = this.view(run.name);
       return runTxn(ctx, keys, {
         name: run.name,
         runId: run.runId,
         token: run.token,
         runRevision: run.revision,
+        ...(def
+          ? {
+              known: {
+                def,
+                run: { value: run.record, modRevision: run.revision, createRevision: run.token },
+              },
+            }
+          : {}),
         mutate: (def, rec) => {
           const t = applyTerminal(def, rec, outcome, storeNow, eff, ctx.random);
           return { def: t.def, run: t.run, dropRuns: t.drop };

@@ -46,6 +46,8 @@ export interface RunTxnOptions {
   /** Decide from fresh values; called again after each lost compare. */
   mutate: (def: DefRecord, run: RunRecord) => RunMutation;
   signal?: AbortSignal;
+  /** Values the caller already knows (a cached definition, our own last run write): saves a read. */
+  known?: { def: Versioned<DefRecord>; run: Versioned<RunRecord> };
 }
 
 /** Read a definition and a run at one revision. */
@@ -78,7 +80,7 @@ export async function readDefAndRun(
 export async function runTxn(ctx: RotaContext, keys: ScheduleKeys, o: RunTxnOptions): Promise<RunTxnResult> {
   const defKey = keys.def(o.name);
   const runKey = keys.run(o.name, o.runId);
-  let { def, run } = await readDefAndRun(ctx, keys, o.name, o.runId, o.signal);
+  let { def, run } = o.known ?? (await readDefAndRun(ctx, keys, o.name, o.runId, o.signal));
   let lastOpId: string | null = null;
   for (let attempt = 0; attempt < 50; attempt++) {
     if (!def || !run) return { status: 'gone' };

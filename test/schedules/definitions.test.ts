@@ -1,29 +1,42 @@
 /** schedules.md §2.3, §2.9: definitions, validation and runner options (SC-1 … SC-4, SC-22, SC-24, SC-27, SC-28, SC-30, SC-34, SC-45, SC-3). */
 import { describe, it } from 'node:test';
+import {
+  allStores,
+  assert,
+  delay,
+  rejectsWith,
+  withManualCluster,
+  withStoreCluster,
+} from '../support/scenarios.js';
 import { fakeLockerForTests } from './fakes.js';
 import { advance, HOUR, record, work } from './helpers.js';
-import { allStores, assert, delay, rejectsWith, withManualCluster, withStoreCluster } from '../support/scenarios.js';
 
 allStores('schedules definitions', {
-  'SC-3 registering the same definition on two nodes (and twice) keeps one definition and its nextRunAt': async (fixture) => {
-    await withStoreCluster(fixture, { nodes: 2, nodeOptions: { sessionTtl: 5000 } }, async (cluster) => {
-      const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
-      const def = { name: 'j', every: 3_600_000, description: 'first' };
-      const first = await a.rota.schedules.register(def);
-      await delay(20);
-      const [second, third] = await Promise.all([b.rota.schedules.register(def), a.rota.schedules.register(def)]);
-      assert.equal(second.nextRunAt, first.nextRunAt);
-      assert.equal(third.nextRunAt, first.nextRunAt);
-      const changed = await b.rota.schedules.register({ ...def, description: 'second' });
-      assert.equal(changed.nextRunAt, first.nextRunAt, 'a description change keeps nextRunAt');
-      const list = await a.rota.schedules.list();
-      assert.equal(list.length, 1);
-      assert.equal(list[0]?.description, 'second');
-      assert.equal(list[0]?.nextRunAt, first.nextRunAt);
-    });
-  },
+  'SC-3 registering the same definition on two nodes (and twice) keeps one definition and its nextRunAt':
+    async (fixture) => {
+      await withStoreCluster(fixture, { nodes: 2, nodeOptions: { sessionTtl: 5000 } }, async (cluster) => {
+        const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
+        const def = { name: 'j', every: 3_600_000, description: 'first' };
+        const first = await a.rota.schedules.register(def);
+        await delay(20);
+        const [second, third] = await Promise.all([
+          b.rota.schedules.register(def),
+          a.rota.schedules.register(def),
+        ]);
+        assert.equal(second.nextRunAt, first.nextRunAt);
+        assert.equal(third.nextRunAt, first.nextRunAt);
+        const changed = await b.rota.schedules.register({ ...def, description: 'second' });
+        assert.equal(changed.nextRunAt, first.nextRunAt, 'a description change keeps nextRunAt');
+        const list = await a.rota.schedules.list();
+        assert.equal(list.length, 1);
+        assert.equal(list[0]?.description, 'second');
+        assert.equal(list[0]?.nextRunAt, first.nextRunAt);
+      });
+    },
 
-  'SC-45 a malformed cron for an existing name is rejected and leaves the stored definition alone': async (fixture) => {
+  'SC-45 a malformed cron for an existing name is rejected and leaves the stored definition alone': async (
+    fixture,
+  ) => {
     await withStoreCluster(fixture, { nodes: 1, nodeOptions: { sessionTtl: 5000 } }, async (cluster) => {
       const s = cluster.nodes[0]!.rota.schedules;
       const before = await s.register({ name: 'c', cron: '0 0 * * *' });
@@ -57,7 +70,10 @@ describe('schedules definitions (memory, manual clock)', () => {
         [s.options.rescanInterval, s.options.monitorInterval, s.options.interruptThreshold],
         [1000, 200, 900],
       );
-      await rejectsWith(s.start({ monitorInterval: 1000, interruptThreshold: 1500 }), 'ROTA_INVALID_ARGUMENT');
+      await rejectsWith(
+        s.start({ monitorInterval: 1000, interruptThreshold: 1500 }),
+        'ROTA_INVALID_ARGUMENT',
+      );
     });
   });
 
@@ -70,7 +86,9 @@ describe('schedules definitions (memory, manual clock)', () => {
       assert.equal(err.detail.field, 'trigger');
       await rejectsWith(s.register({ name: 'j', every: 1000, cron: '* * * * *' }), 'ROTA_INVALID_TRIGGER');
       assert.deepEqual(await s.list(), []);
-      const { kvs } = await cluster.nodes[0]!.rota.store.range(cluster.nodes[0]!.rota.context.keys.prefix('schedules'));
+      const { kvs } = await cluster.nodes[0]!.rota.store.range(
+        cluster.nodes[0]!.rota.context.keys.prefix('schedules'),
+      );
       assert.equal(kvs.length, 0);
     });
   });
@@ -169,7 +187,10 @@ describe('schedules definitions (memory, manual clock)', () => {
         const err = await rejectsWith(s.register({ name: 'bad', ...def } as never), code as never);
         assert.equal(err.detail.field, field, `${JSON.stringify(def)} → ${field}`);
       }
-      const handlerErr = await rejectsWith(s.register({ name: 'bad', every: 1000 }, 'x' as never), 'ROTA_INVALID_ARGUMENT');
+      const handlerErr = await rejectsWith(
+        s.register({ name: 'bad', every: 1000 }, 'x' as never),
+        'ROTA_INVALID_ARGUMENT',
+      );
       assert.equal(handlerErr.detail.field, 'handler');
       assert.deepEqual(await s.list(), []);
       // A past entry in a list is dropped when another is in the future.
@@ -229,9 +250,17 @@ describe('schedules definitions (memory, manual clock)', () => {
         });
       });
       let ran = false;
-      await s.register({ name: 'self', every: 1000, tags: ['mine'], hooks: { beforeRun: () => s.removeByTags(['mine']).then(() => undefined) } }, () => {
-        ran = true;
-      });
+      await s.register(
+        {
+          name: 'self',
+          every: 1000,
+          tags: ['mine'],
+          hooks: { beforeRun: () => s.removeByTags(['mine']).then(() => undefined) },
+        },
+        () => {
+          ran = true;
+        },
+      );
       await s.start();
       await advance(cluster, 1100);
       await s.remove('long');
@@ -242,7 +271,11 @@ describe('schedules definitions (memory, manual clock)', () => {
       await rejectsWith(s.remove('long'), 'ROTA_SCHEDULE_NOT_FOUND');
       await rejectsWith(s.remove('nope'), 'ROTA_SCHEDULE_NOT_FOUND');
       for (let i = 0; i < 1000; i += 100) {
-        await Promise.all(Array.from({ length: 100 }, (_, k) => s.register({ name: `bulk-${i + k}`, every: 3_600_000, tags: ['bulk'] })));
+        await Promise.all(
+          Array.from({ length: 100 }, (_, k) =>
+            s.register({ name: `bulk-${i + k}`, every: 3_600_000, tags: ['bulk'] }),
+          ),
+        );
       }
       assert.equal((await s.list()).length, 1000);
       assert.equal(await s.removeByTags(['bulk']), 1000);
@@ -250,4 +283,3 @@ describe('schedules definitions (memory, manual clock)', () => {
     });
   });
 });
-

@@ -14,14 +14,21 @@ export async function advance(cluster: TestCluster, ms: number, step = 25): Prom
 }
 
 /** Record every `name` event of the given nodes. */
-export function record<K extends EventName>(nodes: TestNode[], name: K): (RotaEventMap[K] & { node: string })[] {
+export function record<K extends EventName>(
+  nodes: TestNode[],
+  name: K,
+): (RotaEventMap[K] & { node: string })[] {
   const out: (RotaEventMap[K] & { node: string })[] = [];
-  for (const n of nodes) n.rota.events.on(name, (e) => out.push({ ...(e as object), node: n.nodeId } as never));
+  for (const n of nodes)
+    n.rota.events.on(name, (e) => out.push({ ...(e as object), node: n.nodeId } as never));
   return out;
 }
 
 /** Start the runner on every node with the same options. */
-export async function startAll(nodes: TestNode[], options: Parameters<TestNode['rota']['schedules']['start']>[0] = {}) {
+export async function startAll(
+  nodes: TestNode[],
+  options: Parameters<TestNode['rota']['schedules']['start']>[0] = {},
+) {
   await Promise.all(nodes.map((n) => n.rota.schedules.start(options)));
 }
 

@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import { encodeJson } from '../../src/core/context.js';
 import { decodeRun, type RunRecord } from '../../src/schedules/records.js';
 import type { RunInfo } from '../../src/schedules/types.js';
+import { assert, rejectsWith, withManualCluster } from '../support/scenarios.js';
 import { fakeLockerForTests } from './fakes.js';
 import { advance, record, startAll, work } from './helpers.js';
-import { assert, rejectsWith, withManualCluster } from '../support/scenarios.js';
 
 const statusOf = (runs: RunInfo[], runId: string) => runs.find((r) => r.runId === runId)?.status;
 
@@ -83,7 +83,11 @@ describe('schedules runner (memory, manual clock)', () => {
       });
       await s.start({ monitorInterval: 100, interruptThreshold: 1000 });
       await advance(cluster, 500);
-      assert.deepEqual(seen, [{ total: 10, completed: 0, retries: 1 }, { total: 20, completed: 10, retries: 0 }, 'running']);
+      assert.deepEqual(seen, [
+        { total: 10, completed: 0, retries: 1 },
+        { total: 20, completed: 10, retries: 0 },
+        'running',
+      ]);
       assert.equal((thrown as { code?: string }).code, 'ROTA_INVALID_ARGUMENT');
       const [run] = await s.runs('p');
       assert.deepEqual(run?.progress, { total: 20, completed: 10, retries: 0 });
@@ -95,9 +99,12 @@ describe('schedules runner (memory, manual clock)', () => {
       const node = cluster.nodes[0]!;
       const s = node.rota.schedules;
       const aborts: unknown[] = [];
-      await s.register({ name: 'quiet', every: 3_600_000, startAt: 'now', stallTimeout: 1000, maxInterruptions: 0 }, async (ctx) => {
-        await work(node, 60_000, ctx.signal).catch(() => aborts.push(ctx.signal.reason));
-      });
+      await s.register(
+        { name: 'quiet', every: 3_600_000, startAt: 'now', stallTimeout: 1000, maxInterruptions: 0 },
+        async (ctx) => {
+          await work(node, 60_000, ctx.signal).catch(() => aborts.push(ctx.signal.reason));
+        },
+      );
       await s.start({ monitorInterval: 200, interruptThreshold: 2000 });
       await advance(cluster, 900);
       assert.equal(aborts.length, 0, 'not before stallTimeout');
@@ -162,12 +169,37 @@ describe('schedules runner (memory, manual clock)', () => {
         const def = JSON.parse(new TextDecoder().decode((await store.get(defKey)).kv!.value));
         const startedAt = now - h * HOUR;
         def.currentRuns = [
-          { runId: 'x', slotAt: startedAt, attempt: 1, kind: 'slot', owner: 'n2', sessionId: n2.rota.cluster.session.sessionId, startedAt, timeout: null },
+          {
+            runId: 'x',
+            slotAt: startedAt,
+            attempt: 1,
+            kind: 'slot',
+            owner: 'n2',
+            sessionId: n2.rota.cluster.session.sessionId,
+            startedAt,
+            timeout: null,
+          },
         ];
         const run: RunRecord = {
-          v: 1, name: `r${h}`, runId: 'x', slotAt: startedAt, attempt: 1, kind: 'slot', owner: 'n2',
-          sessionId: n2.rota.cluster.session.sessionId, status: 'running', progress: null, startedAt,
-          updatedAt: startedAt, lastReportAt: startedAt, endedAt: null, error: null, reason: null, skipped: null, interruptions: 0, opId: 'o',
+          v: 1,
+          name: `r${h}`,
+          runId: 'x',
+          slotAt: startedAt,
+          attempt: 1,
+          kind: 'slot',
+          owner: 'n2',
+          sessionId: n2.rota.cluster.session.sessionId,
+          status: 'running',
+          progress: null,
+          startedAt,
+          updatedAt: startedAt,
+          lastReportAt: startedAt,
+          endedAt: null,
+          error: null,
+          reason: null,
+          skipped: null,
+          interruptions: 0,
+          opId: 'o',
         };
         await store.put(defKey, encodeJson(def));
         await store.put(keys.key('schedules', 'runs', `r${h}`, 'x'), encodeJson(run));
@@ -176,7 +208,10 @@ describe('schedules runner (memory, manual clock)', () => {
       await advance(cluster, 50);
       await s.sweepNow();
       const status = async (h: number) => (await s.run(`r${h}`, 'x')).status;
-      assert.deepEqual([await status(1), await status(3), await status(5), await status(7)], ['running', 'running', 'interrupted', 'interrupted']);
+      assert.deepEqual(
+        [await status(1), await status(3), await status(5), await status(7)],
+        ['running', 'running', 'interrupted', 'interrupted'],
+      );
       assert.equal((await s.run('r7', 'x')).reason, 'stale');
     });
   });
@@ -302,7 +337,10 @@ describe('schedules runner (memory, manual clock)', () => {
         const t0 = cluster.clock!.now();
         const started = record([node], 'run:started');
         for (let i = 0; i < 10; i++) {
-          await s.register({ name: `c${i}`, once: t0 + 1000, ...(mode === 'skip' ? { catchUpWindow: 50 } : {}) }, (ctx) => work(node, 100, ctx.signal));
+          await s.register(
+            { name: `c${i}`, once: t0 + 1000, ...(mode === 'skip' ? { catchUpWindow: 50 } : {}) },
+            (ctx) => work(node, 100, ctx.signal),
+          );
         }
         await s.start({ concurrency: { limit: 2, mode } });
         let peak = 0;
@@ -314,12 +352,16 @@ describe('schedules runner (memory, manual clock)', () => {
           assert.equal(started.length, 10);
           assert.equal(peak, 8);
           const last = Math.max(...started.map((e) => e.startedAt));
-          assert.ok(last - (t0 + 1000) >= 400 && last - (t0 + 1000) <= 700, `all started by +${last - t0 - 1000} ms`);
+          assert.ok(
+            last - (t0 + 1000) >= 400 && last - (t0 + 1000) <= 700,
+            `all started by +${last - t0 - 1000} ms`,
+          );
         } else {
           assert.equal(started.length, 2);
           assert.equal(peak, 0);
           let skipped = 0;
-          for (let i = 0; i < 10; i++) skipped += (await s.runs(`c${i}`)).filter((r) => r.status === 'skipped').length;
+          for (let i = 0; i < 10; i++)
+            skipped += (await s.runs(`c${i}`)).filter((r) => r.status === 'skipped').length;
           assert.equal(skipped, 8);
         }
       });
@@ -329,7 +371,8 @@ describe('schedules runner (memory, manual clock)', () => {
   it('SC-32 mode leader: only the leader runs slots; after the leader is killed the next one does', async () => {
     await withManualCluster({ nodes: 3, nodeOptions: { sessionTtl: 2000 } }, async (cluster) => {
       const started = record(cluster.nodes, 'run:started');
-      for (const n of cluster.nodes) await n.rota.schedules.register({ name: 'j', every: 1000 }, () => undefined);
+      for (const n of cluster.nodes)
+        await n.rota.schedules.register({ name: 'j', every: 1000 }, () => undefined);
       await startAll(cluster.nodes, { mode: 'leader', monitorInterval: 500, interruptThreshold: 5000 });
       await advance(cluster, 3100, 50);
       const leaders = new Set(started.map((e) => e.node));
@@ -355,7 +398,12 @@ describe('schedules runner (memory, manual clock)', () => {
       let ran = 0;
       const refusing = fakeLockerForTests(() => false);
       await n1.rota.schedules.register(
-        { name: 'locked', every: 1000, locker: refusing, hooks: { onClaimLost: (i) => void lost.push(`${i.reason}@${i.slotAt}`) } },
+        {
+          name: 'locked',
+          every: 1000,
+          locker: refusing,
+          hooks: { onClaimLost: (i) => void lost.push(`${i.reason}@${i.slotAt}`) },
+        },
         () => {
           ran++;
         },
@@ -363,7 +411,10 @@ describe('schedules runner (memory, manual clock)', () => {
       const spy = fakeLockerForTests(() => true);
       const local = record(cluster.nodes, 'run:started');
       for (const n of cluster.nodes) {
-        await n.rota.schedules.register({ name: 'loc', every: 1000, scope: 'local', locker: spy }, () => undefined);
+        await n.rota.schedules.register(
+          { name: 'loc', every: 1000, scope: 'local', locker: spy },
+          () => undefined,
+        );
       }
       await n1.rota.schedules.start();
       await Promise.all(cluster.nodes.slice(1).map((n) => n.rota.schedules.start()));
@@ -386,9 +437,13 @@ describe('schedules runner (memory, manual clock)', () => {
       const hooks = (tag: string) => ({
         beforeRun: () => void order.push(`before:${tag}`),
         afterRun: () => void order.push(`after:${tag}`),
-        afterRunError: (_: unknown, err: Error) => void order.push(`error:${tag}:${(err as { code?: string }).code ?? err.message}`),
+        afterRunError: (_: unknown, err: Error) =>
+          void order.push(`error:${tag}:${(err as { code?: string }).code ?? err.message}`),
       });
-      await s.register({ name: 'ok', every: 3_600_000, startAt: 'now', hooks: hooks('ok') }, () => void order.push('run:ok'));
+      await s.register(
+        { name: 'ok', every: 3_600_000, startAt: 'now', hooks: hooks('ok') },
+        () => void order.push('run:ok'),
+      );
       await advance(cluster, 1);
       await s.register({ name: 'str', every: 3_600_000, startAt: 'now', hooks: hooks('str') }, () => {
         throw 'x';
@@ -432,7 +487,10 @@ describe('schedules runner (memory, manual clock)', () => {
       await withManualCluster({ nodes: 1 }, async (cluster) => {
         const node = cluster.nodes[0]!;
         const s = node.rota.schedules;
-        await s.register({ name: 'j', every: 1000, ...(window ? { catchUpWindow: window } : {}) }, () => undefined);
+        await s.register(
+          { name: 'j', every: 1000, ...(window ? { catchUpWindow: window } : {}) },
+          () => undefined,
+        );
         await s.start();
         const t0 = cluster.clock!.now();
         await advance(cluster, 1100);
@@ -445,10 +503,20 @@ describe('schedules runner (memory, manual clock)', () => {
         const skipped = runs.filter((r) => r.status === 'skipped');
         assert.equal(skipped.length, 1);
         if (!window) {
-          assert.deepEqual(skipped[0]?.skipped, { from: t0 + 2000, to: t0 + 5000, count: 4, reason: 'missed' });
+          assert.deepEqual(skipped[0]?.skipped, {
+            from: t0 + 2000,
+            to: t0 + 5000,
+            count: 4,
+            reason: 'missed',
+          });
           assert.equal(statusOf(runs, String(t0 + 6000)), 'succeeded');
         } else {
-          assert.deepEqual(skipped[0]?.skipped, { from: t0 + 2000, to: t0 + 6000, count: 5, reason: 'missed' });
+          assert.deepEqual(skipped[0]?.skipped, {
+            from: t0 + 2000,
+            to: t0 + 6000,
+            count: 5,
+            reason: 'missed',
+          });
           assert.equal(runs.filter((r) => r.status === 'succeeded').length, 1);
           assert.equal((await s.get('j')).nextRunAt, t0 + 7000);
         }
@@ -462,11 +530,20 @@ describe('schedules runner (memory, manual clock)', () => {
       const s = node.rota.schedules;
       const now = cluster.clock!.now();
       const started = record([node], 'run:started');
-      await s.register({ name: 'all', every: 1000, catchUp: 'all', startAt: now - 2500, allowPastStart: true }, () => undefined);
+      await s.register(
+        { name: 'all', every: 1000, catchUp: 'all', startAt: now - 2500, allowPastStart: true },
+        () => undefined,
+      );
       await s.start();
       await advance(cluster, 100);
-      assert.deepEqual(started.map((e) => e.slotAt), [now - 2500, now - 1500, now - 500]);
-      assert.ok(started.every((e) => e.startedAt - now < 100), 'back to back');
+      assert.deepEqual(
+        started.map((e) => e.slotAt),
+        [now - 2500, now - 1500, now - 500],
+      );
+      assert.ok(
+        started.every((e) => e.startedAt - now < 100),
+        'back to back',
+      );
     });
   });
 
@@ -567,7 +644,12 @@ describe('schedules runner (memory, manual clock)', () => {
       const s = node.rota.schedules;
       let calls = 0;
       const info = await s.register(
-        { name: 'r', every: 3_600_000, startAt: 'now', retry: { maxAttempts: 3, backoff: { type: 'fixed', delay: 100 } } },
+        {
+          name: 'r',
+          every: 3_600_000,
+          startAt: 'now',
+          retry: { maxAttempts: 3, backoff: { type: 'fixed', delay: 100 } },
+        },
         () => {
           calls++;
           if (calls < 3) throw new Error(`fail ${calls}`);
@@ -577,14 +659,11 @@ describe('schedules runner (memory, manual clock)', () => {
       await advance(cluster, 500);
       const slot = String(info.nextRunAt);
       const runs = await s.runs('r');
-      assert.deepEqual(
-        runs.map((r) => [r.runId, r.status]).sort(),
-        [
-          [slot, 'failed'],
-          [`${slot}.2`, 'failed'],
-          [`${slot}.3`, 'succeeded'],
-        ],
-      );
+      assert.deepEqual(runs.map((r) => [r.runId, r.status]).sort(), [
+        [slot, 'failed'],
+        [`${slot}.2`, 'failed'],
+        [`${slot}.3`, 'succeeded'],
+      ]);
     });
   });
 });

@@ -3,13 +3,18 @@ import { describe, it } from 'node:test';
 import { effective, planClaim } from '../../src/schedules/plan.js';
 import type { DefRecord, StoredOptions } from '../../src/schedules/records.js';
 import { dueSlots, firstSlot, type SlotBasis, slotsAfter, type Trigger } from '../../src/schedules/slots.js';
-import { localToInstant, dayNumber } from '../../src/schedules/tz.js';
+import { dayNumber, localToInstant } from '../../src/schedules/tz.js';
 import { parseGoDuration, splitCronTz } from '../../src/schedules/validate.js';
 import { assert, withManualCluster } from '../support/scenarios.js';
 
 const iso = (ms: number[]) => ms.map((m) => new Date(m).toISOString());
 const at = (s: string) => Date.parse(s);
-const basis = (trigger: Trigger, anchor: string, timezone = 'UTC', stopAt: number | null = null): SlotBasis => ({
+const basis = (
+  trigger: Trigger,
+  anchor: string,
+  timezone = 'UTC',
+  stopAt: number | null = null,
+): SlotBasis => ({
   trigger,
   timezone,
   anchor: at(anchor),
@@ -31,8 +36,16 @@ describe('schedules slot arithmetic', () => {
       await s.register({ name: 'hourly', cron: '@every 1h', startAt });
       await s.register({ name: 'random', everyRandom: { min: 1000, max: 2000 } });
       await s.register({ name: 'daily', daily: { at: '02:30' }, timezone: 'America/New_York', startAt });
-      await s.register({ name: 'weekly', weekly: { interval: 2, weekdays: [1, 5], at: '10:00' }, startAt: at('2026-01-07T00:00:00Z') });
-      await s.register({ name: 'monthly', monthly: { days: [-1], at: '00:00' }, startAt: at('2028-01-15T00:00:00Z') });
+      await s.register({
+        name: 'weekly',
+        weekly: { interval: 2, weekdays: [1, 5], at: '10:00' },
+        startAt: at('2026-01-07T00:00:00Z'),
+      });
+      await s.register({
+        name: 'monthly',
+        monthly: { days: [-1], at: '00:00' },
+        startAt: at('2028-01-15T00:00:00Z'),
+      });
       assert.deepEqual(iso(await s.nextRuns('ny', 5)), [
         '2026-03-06T14:00:00.000Z',
         '2026-03-07T14:00:00.000Z',
@@ -85,29 +98,51 @@ describe('schedules slot arithmetic', () => {
     const anchor = '2026-01-01T00:00:00Z';
     for (const time of ['01:30', '02:30', '09:00']) {
       const [h, m] = time.split(':').map(Number) as [number, number];
-      const daily = basis({ kind: 'daily', interval: 1, at: [h * 3600 + m * 60] }, anchor, 'America/New_York');
-      const cron = basis({ kind: 'cron', expr: `${m} ${h} * * *`, seconds: null }, anchor, 'America/New_York');
-      assert.deepEqual(iso(slotsAfter(daily, at(anchor), 400)), iso(slotsAfter(cron, at(anchor), 400)), `daily ${time} = cron`);
+      const daily = basis(
+        { kind: 'daily', interval: 1, at: [h * 3600 + m * 60] },
+        anchor,
+        'America/New_York',
+      );
+      const cron = basis(
+        { kind: 'cron', expr: `${m} ${h} * * *`, seconds: null },
+        anchor,
+        'America/New_York',
+      );
+      assert.deepEqual(
+        iso(slotsAfter(daily, at(anchor), 400)),
+        iso(slotsAfter(cron, at(anchor), 400)),
+        `daily ${time} = cron`,
+      );
     }
-    const fallBack = basis({ kind: 'daily', interval: 1, at: [5400] }, '2026-10-31T12:00:00Z', 'America/New_York');
+    const fallBack = basis(
+      { kind: 'daily', interval: 1, at: [5400] },
+      '2026-10-31T12:00:00Z',
+      'America/New_York',
+    );
     assert.deepEqual(first5(fallBack).slice(0, 2), ['2026-11-01T05:30:00.000Z', '2026-11-02T06:30:00.000Z']);
   });
 
   it('monthly skips missing days; intervals count periods from the anchor', () => {
-    assert.deepEqual(first5(basis({ kind: 'monthly', interval: 1, days: [31], at: [0] }, '2026-01-15T00:00:00Z')), [
-      '2026-01-31T00:00:00.000Z',
-      '2026-03-31T00:00:00.000Z',
-      '2026-05-31T00:00:00.000Z',
-      '2026-07-31T00:00:00.000Z',
-      '2026-08-31T00:00:00.000Z',
-    ]);
-    assert.deepEqual(first5(basis({ kind: 'monthly', interval: 2, days: [1, -1], at: [3600] }, '2026-01-15T00:00:00Z')), [
-      '2026-01-31T01:00:00.000Z',
-      '2026-03-01T01:00:00.000Z',
-      '2026-03-31T01:00:00.000Z',
-      '2026-05-01T01:00:00.000Z',
-      '2026-05-31T01:00:00.000Z',
-    ]);
+    assert.deepEqual(
+      first5(basis({ kind: 'monthly', interval: 1, days: [31], at: [0] }, '2026-01-15T00:00:00Z')),
+      [
+        '2026-01-31T00:00:00.000Z',
+        '2026-03-31T00:00:00.000Z',
+        '2026-05-31T00:00:00.000Z',
+        '2026-07-31T00:00:00.000Z',
+        '2026-08-31T00:00:00.000Z',
+      ],
+    );
+    assert.deepEqual(
+      first5(basis({ kind: 'monthly', interval: 2, days: [1, -1], at: [3600] }, '2026-01-15T00:00:00Z')),
+      [
+        '2026-01-31T01:00:00.000Z',
+        '2026-03-01T01:00:00.000Z',
+        '2026-03-31T01:00:00.000Z',
+        '2026-05-01T01:00:00.000Z',
+        '2026-05-31T01:00:00.000Z',
+      ],
+    );
     assert.deepEqual(first5(basis({ kind: 'daily', interval: 3, at: [0, 43200] }, '2026-01-01T06:00:00Z')), [
       '2026-01-01T12:00:00.000Z',
       '2026-01-04T00:00:00.000Z',
@@ -115,28 +150,46 @@ describe('schedules slot arithmetic', () => {
       '2026-01-07T00:00:00.000Z',
       '2026-01-07T12:00:00.000Z',
     ]);
-    assert.deepEqual(first5(basis({ kind: 'daily', interval: 1, at: [0] }, '2026-01-01T00:00:00Z', 'UTC', at('2026-01-03T00:00:00Z'))), [
-      '2026-01-01T00:00:00.000Z',
-      '2026-01-02T00:00:00.000Z',
-      '2026-01-03T00:00:00.000Z',
-    ]);
+    assert.deepEqual(
+      first5(
+        basis(
+          { kind: 'daily', interval: 1, at: [0] },
+          '2026-01-01T00:00:00Z',
+          'UTC',
+          at('2026-01-03T00:00:00Z'),
+        ),
+      ),
+      ['2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z', '2026-01-03T00:00:00.000Z'],
+    );
   });
 
   it('every slots derive from the stored anchor, not from the asking time; once lists instants', () => {
     const b = basis({ kind: 'every', every: 5000, origin: null }, '2026-01-01T00:00:00Z');
-    assert.deepEqual(iso(slotsAfter(b, at('2026-01-01T00:00:01.700Z'), 2)), ['2026-01-01T00:00:05.000Z', '2026-01-01T00:00:10.000Z']);
+    assert.deepEqual(iso(slotsAfter(b, at('2026-01-01T00:00:01.700Z'), 2)), [
+      '2026-01-01T00:00:05.000Z',
+      '2026-01-01T00:00:10.000Z',
+    ]);
     assert.deepEqual(iso(slotsAfter(b, at('2026-01-01T00:00:03.100Z'), 1)), ['2026-01-01T00:00:05.000Z']);
     const aligned = basis({ kind: 'every', every: 60_000, origin: 0 }, '2026-01-01T00:00:30Z');
     assert.deepEqual(first5(aligned).slice(0, 2), ['2026-01-01T00:01:00.000Z', '2026-01-01T00:02:00.000Z']);
-    const once = basis({ kind: 'once', at: [at('2026-01-02T00:00:00Z'), at('2025-12-01T00:00:00Z'), 'now'] }, '2026-01-01T00:00:00Z');
+    const once = basis(
+      { kind: 'once', at: [at('2026-01-02T00:00:00Z'), at('2025-12-01T00:00:00Z'), 'now'] },
+      '2026-01-01T00:00:00Z',
+    );
     assert.deepEqual(first5(once), ['2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z']);
     const due = dueSlots(b, at('2026-01-01T00:00:00Z'), at('2026-01-01T00:00:12Z'));
     assert.equal(due.count, 3);
   });
 
   it('time zone helpers, cron prefixes and @every durations', () => {
-    assert.equal(localToInstant(dayNumber(2026, 3, 8), 2 * 3600 + 1800, 'America/New_York'), at('2026-03-08T07:00:00Z'));
-    assert.equal(localToInstant(dayNumber(2026, 11, 1), 3600 + 1800, 'America/New_York'), at('2026-11-01T05:30:00Z'));
+    assert.equal(
+      localToInstant(dayNumber(2026, 3, 8), 2 * 3600 + 1800, 'America/New_York'),
+      at('2026-03-08T07:00:00Z'),
+    );
+    assert.equal(
+      localToInstant(dayNumber(2026, 11, 1), 3600 + 1800, 'America/New_York'),
+      at('2026-11-01T05:30:00Z'),
+    );
     assert.equal(localToInstant(dayNumber(2026, 6, 1), 0, 'Asia/Kolkata'), at('2026-05-31T18:30:00Z'));
     assert.deepEqual(splitCronTz('TZ=Europe/Berlin  0 9 * * *'), { tz: 'Europe/Berlin', expr: '0 9 * * *' });
     assert.deepEqual(splitCronTz('0 9 * * *'), { tz: null, expr: '0 9 * * *' });
