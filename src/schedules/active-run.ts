@@ -22,6 +22,8 @@ export class ActiveRun {
   revision: number;
   /** Set when `stop()` gave up on the run and recorded it `interrupted`. */
   fenced = false;
+  /** Set once the terminal record is written: no write of ours may follow it. */
+  ended = false;
   lock: Lock | null = null;
   #chain: Promise<unknown> = Promise.resolve();
   done: Promise<void>;

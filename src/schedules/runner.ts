@@ -461,7 +461,9 @@ export class Runner {
         }),
       );
     }
-    await Promise.all(claims);
+    // With a claim limit a pass ends when its claims are done (so passes are counted); without
+    // one the claims proceed on their own and the next due slot needs no wait for them.
+    if (Number.isFinite(start.options.claimLimit)) await Promise.all(claims);
     return more;
   }
 
@@ -848,6 +850,7 @@ export class Runner {
       events.emit('run:late-completion', { name: run.name, runId: run.runId, status: outcome.status });
       return;
     }
+    run.ended = true;
     run.revision = res.revision;
     this.#overlay.set(run.name, {
       value: res.def,
@@ -924,7 +927,10 @@ export class Runner {
     const { ctx, keys } = this.#d;
     if (run.fenced || !this.#runs.has(run.key)) return false;
     return run.serialize(async () => {
+      // A bump queued behind the completion must not rewrite the terminal record.
+      if (run.ended || run.fenced) return false;
       const storeNow = await ctx.retry(() => ctx.store.now());
+      if (run.ended || run.fenced) return false;
       const record: RunRecord = {
         ...run.record,
         updatedAt: storeNow,
