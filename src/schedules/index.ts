@@ -504,7 +504,7 @@ export class Schedules {
     const { kvs } = await this.#ctx.retry(() => this.#ctx.store.range(this.#keys.defs));
     for (const kv of kvs) {
       const d = decodeDef(kv);
-      if (d && d.tags.some((t) => tags.includes(t)) && (await this.#delete(d.name))) count++;
+      if (d?.tags.some((t) => tags.includes(t)) && (await this.#delete(d.name))) count++;
     }
     return count;
   }

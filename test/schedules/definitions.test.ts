@@ -1,5 +1,6 @@
 /** schedules.md §2.3, §2.9: definitions, validation and runner options (SC-1 … SC-4, SC-22, SC-24, SC-27, SC-28, SC-30, SC-34, SC-45, SC-3). */
 import { describe, it } from 'node:test';
+import { fakeLocker as fakeLockerForTests } from '../../src/testing/index.js';
 import {
   allStores,
   assert,
@@ -8,7 +9,6 @@ import {
   withManualCluster,
   withStoreCluster,
 } from '../support/scenarios.js';
-import { fakeLockerForTests } from './fakes.js';
 import { advance, HOUR, record, work } from './helpers.js';
 
 allStores('schedules definitions', {

@@ -1,6 +1,6 @@
 /**
  * A child process of the multi-process schedules test: one Rota node on the shared store that
- * registers the 20 schedules, starts its runner and appends one line per handler execution to its
+ * registers the 20 schedules, starts its runner and appends one line per run start (handlers take 300 ms, so kills hit running runs) to its
  * own file (`<name> <slotAt> <runId> <nodeId> <pid> <delayMs>`), until it is killed or sent SIGTERM.
  *
  *   node --import tsx test/schedules/mp-child.ts <storeUrl> <namespace> <nodeId> <outFile> <count> <every>
@@ -25,7 +25,7 @@ for (;;) {
     });
     for (let i = 0; i < Number(count); i++) {
       await rota.schedules.register({ name: `s${i}`, every: Number(every), keepRuns: 10_000 }, async () => {
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setTimeout(r, 300));
       });
     }
     await rota.schedules.start({ monitorInterval: 500, interruptThreshold: 3000 });

@@ -3,8 +3,13 @@ import { describe, it } from 'node:test';
 import { encodeJson } from '../../src/core/context.js';
 import { decodeRun, type RunRecord } from '../../src/schedules/records.js';
 import type { RunInfo } from '../../src/schedules/types.js';
+import {
+  advanceUntil,
+  fakeElector,
+  fakeLocker as fakeLockerForTests,
+  nextRunEnd,
+} from '../../src/testing/index.js';
 import { assert, rejectsWith, withManualCluster } from '../support/scenarios.js';
-import { fakeLockerForTests } from './fakes.js';
 import { advance, record, startAll, work } from './helpers.js';
 
 const statusOf = (runs: RunInfo[], runId: string) => runs.find((r) => r.runId === runId)?.status;
@@ -664,6 +669,32 @@ describe('schedules runner (memory, manual clock)', () => {
         [`${slot}.2`, 'failed'],
         [`${slot}.3`, 'succeeded'],
       ]);
+    });
+  });
+
+  it('rota/testing helpers: an elector gate, advanceUntil and nextRunEnd', async () => {
+    await withManualCluster({ nodes: 1 }, async (cluster) => {
+      const node = cluster.nodes[0]!;
+      const s = node.rota.schedules;
+      let leader = false;
+      const elector = fakeElector(() => leader);
+      let runs = 0;
+      await s.register({ name: 'g', every: 500 }, () => {
+        runs++;
+      });
+      await s.start({ elector });
+      await advance(cluster, 1200);
+      assert.equal(runs, 0, 'no run while the elector says no');
+      assert.ok(elector.calls > 0);
+      leader = true;
+      let endedRun: { status: string } | null = null;
+      void nextRunEnd(node.rota, 'g').then((r) => {
+        endedRun = r;
+      });
+      const took = await advanceUntil(cluster, () => runs > 0, { step: 50, max: 5000 });
+      assert.ok(took <= 1500, `ran ${took} ms after the gate opened`);
+      await advanceUntil(cluster, () => endedRun !== null, { max: 1000 });
+      assert.equal((endedRun as { status: string } | null)?.status, 'succeeded');
     });
   });
 });
