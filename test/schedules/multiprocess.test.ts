@@ -18,6 +18,7 @@ import { assert, delay } from '../support/scenarios.js';
 const COUNT = 20;
 const EVERY = 1000;
 const DURATION = Number(process.env.ROTA_MP_DURATION_MS ?? 34_000);
+const VICTIM = 'p1';
 
 function pickStore(): string | null {
   for (const variable of ['ROTA_TEST_POSTGRES_URL', 'ROTA_TEST_REDIS_URL']) {
@@ -80,10 +81,11 @@ describe('schedules multi-process', { skip: !url }, () => {
       const kills: number[] = [];
       for (let round = 1; round <= 2; round++) {
         await delay(Math.max(0, started + round * (DURATION / 3) - Date.now() - 3000));
-        procs.get('p3')?.kill('SIGKILL');
+        // p1 started first and wins most claims, so the kill lands while it runs slots.
+        procs.get(VICTIM)?.kill('SIGKILL');
         kills.push(Date.now());
         await delay(3000);
-        procs.set('p3', await child(dir, namespace, 'p3', round));
+        procs.set(VICTIM, await child(dir, namespace, VICTIM, round));
       }
       await delay(Math.max(0, started + DURATION - Date.now()));
       await Promise.all(
@@ -128,7 +130,7 @@ describe('schedules multi-process', { skip: !url }, () => {
       } finally {
         await reader.close();
       }
-      const lines = ['p1-0', 'p2-0', 'p3-0', 'p3-1', 'p3-2'].flatMap((f) => {
+      const lines = ['p1-0', 'p2-0', 'p3-0', `${VICTIM}-1`, `${VICTIM}-2`].flatMap((f) => {
         try {
           return readFileSync(join(dir, `${f}.log`), 'utf8')
             .trim()
@@ -141,10 +143,11 @@ describe('schedules multi-process', { skip: !url }, () => {
       const executions = new Map<string, number>();
       const delays: number[] = [];
       for (const line of lines) {
-        const [name, slotAt, , , , delayMs] = line.split(' ');
+        const [name, slotAt, runId, , , delayMs] = line.split(' ');
         const key = `${name}@${slotAt}`;
         executions.set(key, (executions.get(key) ?? 0) + 1);
-        delays.push(Number(delayMs));
+        // Lateness of first attempts; re-runs after a kill wait for the session to expire by design.
+        if (!runId?.includes('.')) delays.push(Number(delayMs));
       }
       delays.sort((a, b) => a - b);
       const repeated = [...executions.values()].filter((n) => n > 1).length;
