@@ -311,13 +311,19 @@ allStores(
         async (cluster) => {
           const runs = record(cluster.nodes, 'run:started');
           const lost = record(cluster.nodes, 'schedule:claim-lost');
-          const startAt = (await cluster.nodes[0]!.rota.store.now()) + 400;
+          const startAt = (await cluster.nodes[0]!.rota.store.now()) + 300;
           for (const n of cluster.nodes) {
             await n.rota.schedules.register(
               { name: 'one', every: 1000, startAt, limitRuns: 1 },
               () => undefined,
             );
           }
+          // The slot is due on every node when the runners start, so all three go for it.
+          await eventually(
+            async () => (await cluster.nodes[0]!.rota.store.now()) > startAt + 50,
+            3000,
+            'the slot to be due',
+          );
           await Promise.all(cluster.nodes.map((n) => n.rota.schedules.start()));
           await eventually(() => runs.length === 1, 3000, 'the run');
           await delay(1500);
