@@ -90,6 +90,7 @@ export class Runner {
   #fired = new Map<string, number>();
   /** Slot runs recently claimed here (bounded), so `#reportTaken` does not report our own. */
   #ranHere = new Set<string>();
+  #nowInFlight: Promise<number> | null = null;
   #passTimer: TimerHandle | undefined;
   #passRunning = false;
   #passAgain = false;
@@ -325,6 +326,18 @@ export class Runner {
     return next === null ? null : Math.max(next, due);
   }
 
+  /**
+   * `store.now()`, shared by the callers that ask while a read is in flight (a burst of completions
+   * needs one round trip, not one each). A shared answer is at most one round trip old, which only
+   * ever makes a due check see a slot as not yet due (it re-arms), never early.
+   */
+  #storeNow(): Promise<number> {
+    this.#nowInFlight ??= this.#d.ctx.store.now().finally(() => {
+      this.#nowInFlight = null;
+    });
+    return this.#nowInFlight;
+  }
+
   /** Ask for a pass soon (coalesced). */
   #requestPass(delay = 0): void {
     if (!this.#start) return;
@@ -417,7 +430,7 @@ export class Runner {
       }
     }
     // No retry loop here: a failed pass is retried by the pass backoff, which `rescan()` cuts short.
-    const storeNow = await ctx.store.now();
+    const storeNow = await this.#storeNow();
     if (this.#start !== start) return false;
     const claims: Promise<void>[] = [];
     let more = false;
@@ -825,7 +838,7 @@ export class Runner {
       return;
     }
     const res = await run.serialize(async () => {
-      const storeNow = await ctx.retry(() => ctx.store.now());
+      const storeNow = await ctx.retry(() => this.#storeNow());
       const def = this.view(run.name);
       return runTxn(ctx, keys, {
         name: run.name,
@@ -929,7 +942,7 @@ export class Runner {
     return run.serialize(async () => {
       // A bump queued behind the completion must not rewrite the terminal record.
       if (run.ended || run.fenced) return false;
-      const storeNow = await ctx.retry(() => ctx.store.now());
+      const storeNow = await ctx.retry(() => this.#storeNow());
       if (run.ended || run.fenced) return false;
       const record: RunRecord = {
         ...run.record,
@@ -1030,7 +1043,7 @@ export class Runner {
     o: { runRevision?: number; token?: number; timeout?: boolean } = {},
   ): Promise<RunRecord | null> {
     const { ctx, keys } = this.#d;
-    const storeNow = await ctx.retry(() => ctx.store.now());
+    const storeNow = await ctx.retry(() => this.#storeNow());
     const res = await runTxn(ctx, keys, {
       name,
       runId,
