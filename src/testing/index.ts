@@ -152,4 +152,4 @@ export async function createTestCluster(options: TestClusterOptions = {}): Promi
 }
 
 export { ManualClock } from '../time/clock.js';
-export { advanceUntil, fakeElector, fakeLocker, nextRunEnd } from './schedules.js';
+export { advanceUntil, nextRunEnd } from './schedules.js';

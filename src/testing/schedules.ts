@@ -1,48 +1,11 @@
 /**
  * Schedule-specific test helpers (Boundary's `TestScheduler` counterpart, together with
- * `createTestCluster()`): scriptable lockers and electors that record their calls (gocron's mocks),
- * a way to drive a manual-clock cluster until something happened, and a wait for a run's end.
+ * `createTestCluster()`): drive a manual-clock cluster until something happened, and wait for the
+ * end of a schedule's next run.
  */
-import type { Elector, Lock, Locker } from '../cluster/interfaces.js';
-import { LockBusyError } from '../errors.js';
 import type { Rota } from '../rota.js';
 import type { RunInfo } from '../schedules/types.js';
 import type { TestCluster } from './index.js';
-
-/** A `Locker` whose answers come from `allow(key)` (default: always grant); `calls` lists every key asked. */
-export function fakeLocker(
-  allow: (key: string) => boolean = () => true,
-): Locker & { calls: string[]; released: string[] } {
-  const calls: string[] = [];
-  const released: string[] = [];
-  return {
-    calls,
-    released,
-    async lock(key: string): Promise<Lock> {
-      calls.push(key);
-      if (!allow(key)) throw new LockBusyError(`fake locker refused ${key}`, { detail: { key } });
-      const controller = new AbortController();
-      const release = async () => {
-        if (controller.signal.aborted) return;
-        controller.abort();
-        released.push(key);
-      };
-      return { key, token: calls.length, signal: controller.signal, release, [Symbol.asyncDispose]: release };
-    },
-  };
-}
-
-/** An `Elector` answering `leader()` (a boolean or a function); `calls` counts the questions. */
-export function fakeElector(leader: boolean | (() => boolean)): Elector & { calls: number } {
-  const elector = {
-    calls: 0,
-    async isLeader(): Promise<boolean> {
-      elector.calls++;
-      return typeof leader === 'function' ? leader() : leader;
-    },
-  };
-  return elector;
-}
 
 /**
  * Advance a manual-clock test cluster in `step` ms increments (default 25) until `done()` is true,

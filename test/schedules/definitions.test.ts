@@ -1,6 +1,5 @@
 /** schedules.md §2.3, §2.9: definitions, validation and runner options (SC-1 … SC-4, SC-22, SC-24, SC-27, SC-28, SC-30, SC-34, SC-45, SC-3). */
 import { describe, it } from 'node:test';
-import { fakeLocker as fakeLockerForTests } from '../../src/testing/index.js';
 import {
   allStores,
   assert,
@@ -9,6 +8,7 @@ import {
   withManualCluster,
   withStoreCluster,
 } from '../support/scenarios.js';
+import { fakeLocker as fakeLockerForTests } from './fakes.js';
 import { advance, HOUR, record, work } from './helpers.js';
 
 allStores('schedules definitions', {

@@ -3,13 +3,9 @@ import { describe, it } from 'node:test';
 import { encodeJson } from '../../src/core/context.js';
 import { decodeRun, type RunRecord } from '../../src/schedules/records.js';
 import type { RunInfo } from '../../src/schedules/types.js';
-import {
-  advanceUntil,
-  fakeElector,
-  fakeLocker as fakeLockerForTests,
-  nextRunEnd,
-} from '../../src/testing/index.js';
+import { advanceUntil, nextRunEnd } from '../../src/testing/index.js';
 import { assert, rejectsWith, withManualCluster } from '../support/scenarios.js';
+import { fakeElector, fakeLocker as fakeLockerForTests } from './fakes.js';
 import { advance, record, startAll, work } from './helpers.js';
 
 const statusOf = (runs: RunInfo[], runId: string) => runs.find((r) => r.runId === runId)?.status;
