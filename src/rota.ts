@@ -12,6 +12,7 @@ import { consoleLogger, isLogger, type Logger } from './core/logger.js';
 import { StoreTime } from './core/store-time.js';
 import { isRotaError } from './errors.js';
 import { Hosts } from './hosts/index.js';
+import { Schedules } from './schedules/index.js';
 import { DEFAULT_EMBEDDED_STORE, isStore, openStore } from './store/open.js';
 import type { Store } from './store/port.js';
 import { type ResolvedTasksOptions, resolveTasksOptions, Tasks, type TasksOptions } from './tasks/index.js';
@@ -122,6 +123,7 @@ export class Rota {
   #cluster: Cluster;
   #hosts: Hosts;
   #tasks: Tasks;
+  #schedules: Schedules;
   #closing: Promise<void> | null = null;
 
   private constructor(ctx: RotaContext, ownsStore: boolean, tasks: ResolvedTasksOptions) {
@@ -130,6 +132,7 @@ export class Rota {
     this.#cluster = new Cluster(ctx);
     this.#hosts = new Hosts(ctx, this.#cluster);
     this.#tasks = new Tasks(ctx, this.#cluster, tasks);
+    this.#schedules = new Schedules(ctx, this.#cluster);
   }
 
   /**
@@ -241,6 +244,11 @@ export class Rota {
   /** One-off tasks: enqueue, workers, lifecycle, watches, results, dead letters (docs/tasks.md). */
   get tasks(): Tasks {
     return this.#tasks;
+  }
+
+  /** Persisted recurring jobs, run once per slot across the cluster (docs/schedules.md). */
+  get schedules(): Schedules {
+    return this.#schedules;
   }
 
   /** True once `close()` was called. */

@@ -153,3 +153,4 @@ export async function createTestCluster(options: TestClusterOptions = {}): Promi
 }
 
 export { ManualClock } from '../time/clock.js';
+export { advanceUntil, nextRunEnd } from './schedules.js';
