@@ -11,6 +11,7 @@ import { Keyspace } from './core/keys.js';
 import { consoleLogger, isLogger, type Logger } from './core/logger.js';
 import { StoreTime } from './core/store-time.js';
 import { isRotaError } from './errors.js';
+import { Pools } from './pool/index.js';
 import { DEFAULT_EMBEDDED_STORE, isStore, openStore } from './store/open.js';
 import type { Store } from './store/port.js';
 import { type Clock, systemClock } from './time/clock.js';
@@ -115,12 +116,14 @@ export class Rota {
   readonly #ctx: RotaContext;
   readonly #ownsStore: boolean;
   #cluster: Cluster;
+  #pool: Pools;
   #closing: Promise<void> | null = null;
 
   private constructor(ctx: RotaContext, ownsStore: boolean) {
     this.#ctx = ctx;
     this.#ownsStore = ownsStore;
     this.#cluster = new Cluster(ctx);
+    this.#pool = new Pools(ctx, this.#cluster);
   }
 
   /**
@@ -221,6 +224,11 @@ export class Rota {
   /** Sessions, membership, locks, elections, tickers. */
   get cluster(): Cluster {
     return this.#cluster;
+  }
+
+  /** Worker pools: `rota.pool.join(name, options)` → a `PoolNode`. */
+  get pool(): Pools {
+    return this.#pool;
   }
 
   /** True once `close()` was called. */

@@ -1,0 +1,82 @@
+/**
+ * Compare-and-swap over a few keys: read them (one txn of gets), decide, write with compares on
+ * what the decision read; when a compare fails, the txn's failure branch returns the fresh values
+ * and the decision is made again. Every pool state transition goes through here (or is a single
+ * fenced txn). Transient store errors are retried under the node's policy; a retried write that
+ * had in fact committed is recognised by the decision itself (it sees its own `opId` or the
+ * finished state).
+ */
+import type { RotaContext } from '../core/context.js';
+import { StoreError } from '../errors.js';
+import type { Compare, KeyValue, TxnOp } from '../store/port.js';
+
+/** What a decision returns: nothing to write (`done`), or a txn to try. */
+export type CasPlan<T> = { done: T } | { compare: Compare[]; success: TxnOp[]; result: T };
+
+export interface CasResult<T> {
+  readonly value: T;
+  /** True when this call wrote (the txn succeeded). */
+  readonly wrote: boolean;
+  /** Revision of the successful txn, or of the last read. */
+  readonly revision: number;
+}
+
+/** Reads of one attempt. */
+export type CasRead = (key: string) => KeyValue | null;
+
+const MAX_ATTEMPTS = 64;
+
+/** Compare that `key` is unchanged since it was read as `kv` (absent: still absent). */
+export function unchanged(key: string, kv: KeyValue | null): Compare {
+  return { key, target: 'modRevision', op: '==', value: kv?.modRevision ?? 0 };
+}
+
+/** Compare that `key` is absent. */
+export function absent(key: string): Compare {
+  return { key, target: 'version', op: '==', value: 0 };
+}
+
+/**
+ * Run `decide` until it is done or its txn succeeds. `initial` may seed the first attempt with
+ * cached values (a stale seed only costs one failed compare).
+ */
+export async function cas<T>(
+  ctx: RotaContext,
+  keys: readonly string[],
+  decide: (read: CasRead) => CasPlan<T>,
+  options: { initial?: ReadonlyMap<string, KeyValue | null>; signal?: AbortSignal } = {},
+): Promise<CasResult<T>> {
+  const gets: TxnOp[] = keys.map((key) => ({ type: 'get', key }));
+  let values: Map<string, KeyValue | null> | undefined = options.initial
+    ? new Map(options.initial)
+    : undefined;
+  let revision = 0;
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    if (!values) {
+      const res = await ctx.retry(() => ctx.store.txn({ compare: [], success: gets }), options.signal);
+      values = collect(keys, res.results);
+      revision = res.revision;
+    }
+    const current = values;
+    const plan = decide((key) => current.get(key) ?? null);
+    if ('done' in plan) return { value: plan.done, wrote: false, revision };
+    const res = await ctx.retry(
+      () => ctx.store.txn({ compare: plan.compare, success: plan.success, failure: gets }),
+      options.signal,
+    );
+    if (res.succeeded) return { value: plan.result, wrote: true, revision: res.revision };
+    values = collect(keys, res.results);
+    revision = res.revision;
+  }
+  throw new StoreError(`gave up after ${MAX_ATTEMPTS} conflicting updates of ${keys.join(', ')}`, {
+    detail: { keys: [...keys] },
+  });
+}
+
+function collect(keys: readonly string[], results: readonly { type: string; kv?: KeyValue | null }[]) {
+  const map = new Map<string, KeyValue | null>();
+  keys.forEach((key, i) => {
+    map.set(key, results[i]?.kv ?? null);
+  });
+  return map;
+}
