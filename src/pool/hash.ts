@@ -30,16 +30,18 @@ function encode(text: string): number {
   return encoder.encodeInto(text, buffer).written;
 }
 
-// The finalizer's result (module scratch: the code is single-threaded and never re-entrant).
-let outHi = 0;
-let outLo = 0;
+/** Scratch for the two halves of a finished hash (module-level `let`s would cost a TDZ check per access). */
+const out = new Uint32Array(2);
 
-/** MurmurHash3 fmix64 of (hi, lo) into (outHi, outLo). */
+/**
+ * MurmurHash3 fmix64 of (hi, lo) into `out`. Each 64-bit multiply by a constant takes the low
+ * 32×32 product on 16-bit pieces (exact in doubles) and the cross terms (which only reach the high
+ * half) with Math.imul.
+ */
 function fmix64(hi: number, lo: number): void {
   // h ^= h >>> 33
   lo = (lo ^ (hi >>> 1)) >>> 0;
-  // h *= 0xff51afd7ed558ccd: the low 32×32 product on 16-bit pieces (exact in doubles), the
-  // cross terms (which only reach the high half) with Math.imul.
+  // h *= 0xff51afd7ed558ccd
   let a0 = lo & 0xffff;
   let a1 = lo >>> 16;
   let p00 = a0 * 0x8ccd;
@@ -62,8 +64,39 @@ function fmix64(hi: number, lo: number): void {
   mhi = a1 * 0x1a85 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16);
   hi = (mhi + Math.imul(hi, 0x1a85ec53) + Math.imul(lo, 0xc4ceb9fe)) >>> 0;
   lo = mlo;
-  outLo = (lo ^ (hi >>> 1)) >>> 0;
-  outHi = hi;
+  out[1] = lo ^ (hi >>> 1);
+  out[0] = hi;
+}
+
+/** fmix64 of (hi, lo), returning the top 53 bits of the result (the same arithmetic). */
+function fmixScore(hi: number, lo: number): number {
+  // h ^= h >>> 33
+  lo = (lo ^ (hi >>> 1)) >>> 0;
+  // h *= 0xff51afd7ed558ccd
+  let a0 = lo & 0xffff;
+  let a1 = lo >>> 16;
+  let p00 = a0 * 0x8ccd;
+  let p01 = a0 * 0xed55;
+  let p10 = a1 * 0x8ccd;
+  let mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  let mlo = ((mid << 16) | (p00 & 0xffff)) >>> 0;
+  let mhi = a1 * 0xed55 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16);
+  hi = (mhi + Math.imul(hi, 0xed558ccd) + Math.imul(lo, 0xff51afd7)) >>> 0;
+  lo = mlo;
+  lo = (lo ^ (hi >>> 1)) >>> 0;
+  // h *= 0xc4ceb9fe1a85ec53
+  a0 = lo & 0xffff;
+  a1 = lo >>> 16;
+  p00 = a0 * 0xec53;
+  p01 = a0 * 0x1a85;
+  p10 = a1 * 0xec53;
+  mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  mlo = ((mid << 16) | (p00 & 0xffff)) >>> 0;
+  mhi = a1 * 0x1a85 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16);
+  hi = (mhi + Math.imul(hi, 0x1a85ec53) + Math.imul(lo, 0xc4ceb9fe)) >>> 0;
+  lo = mlo;
+  // The top 53 bits of the final h ^= h >>> 33 (its high half is unchanged).
+  return hi * 0x200000 + ((lo ^ (hi >>> 1)) >>> 11);
 }
 
 /**
@@ -83,7 +116,7 @@ function fnvFinished(length: number): Hash64 {
     hi = (Math.imul(hi, 0x1b3) + ((p1 + (p0 >>> 16)) >>> 16) + (x << 8)) >>> 0;
   }
   fmix64(hi, lo);
-  return { hi: outHi, lo: outLo };
+  return { hi: out[0] as number, lo: out[1] as number };
 }
 
 /** hash64 of the UTF-8 bytes of `text`. */
@@ -100,18 +133,16 @@ export function workerHash(workerId: string): Hash64 {
 
 /** The rendezvous score of a worker hash and a key hash: the top 53 bits of fmix64(w XOR k). */
 export function pairScore(worker: Hash64, key: Hash64): number {
-  fmix64((worker.hi ^ key.hi) >>> 0, (worker.lo ^ key.lo) >>> 0);
-  return outHi * 0x200000 + (outLo >>> 11);
+  return fmixScore((worker.hi ^ key.hi) >>> 0, (worker.lo ^ key.lo) >>> 0);
 }
 
 /** Scores of one key hash for every worker hash, written into `out`. */
-export function scoresInto(workers: readonly Hash64[], key: Hash64, out: Float64Array): void {
+export function scoresInto(workers: readonly Hash64[], key: Hash64, scores: Float64Array): void {
   const kHi = key.hi;
   const kLo = key.lo;
   for (let w = 0; w < workers.length; w++) {
     const h = workers[w] as Hash64;
-    fmix64((h.hi ^ kHi) >>> 0, (h.lo ^ kLo) >>> 0);
-    out[w] = outHi * 0x200000 + (outLo >>> 11);
+    scores[w] = fmixScore((h.hi ^ kHi) >>> 0, (h.lo ^ kLo) >>> 0);
   }
 }
 

@@ -1086,7 +1086,7 @@ export class PoolNode {
   }
 
   /** A distributed ticker of this pool: `cluster.ticker('pool:<P>:' + name, …)`. */
-  ticker(name: string, intervalMs: number, options?: TickerOptions): Promise<Ticker> {
+  async ticker(name: string, intervalMs: number, options?: TickerOptions): Promise<Ticker> {
     checkName('name', name);
     this.#assertOpen();
     return this.#cluster.ticker(`pool:${this.name}:${name}`, intervalMs, options);

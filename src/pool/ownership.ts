@@ -85,6 +85,16 @@ export class Ownership {
     return this.phase === 'running' && !this.#lost && this.#stopReason === null;
   }
 
+  /** The handler's start succeeded and the job is neither stopping nor lost (`worker.jobs()`). */
+  get holding(): boolean {
+    return (
+      this.#started &&
+      (this.phase === 'starting' || this.phase === 'running') &&
+      !this.#lost &&
+      this.#stopReason === null
+    );
+  }
+
   get lost(): boolean {
     return this.#lost;
   }

@@ -111,16 +111,29 @@ export class Placement {
     scoresInto(this.#hashes, hash, scores);
     if (i === 0 && j <= 1) {
       // The common case: the best and the second best, in one pass.
-      let best = -1;
+      const ids = this.#ids;
+      let best = 0;
       let second = -1;
-      for (let w = 0; w < n; w++) {
-        if (best < 0 || this.#beats(w, best)) {
+      let bestScore = scores[0] as number;
+      let secondScore = -1;
+      for (let w = 1; w < n; w++) {
+        const s = scores[w] as number;
+        if (s > bestScore || (s === bestScore && (ids[w] as string) < (ids[best] as string))) {
           second = best;
+          secondScore = bestScore;
           best = w;
-        } else if (second < 0 || this.#beats(w, second)) second = w;
+          bestScore = s;
+        } else if (
+          second < 0 ||
+          s > secondScore ||
+          (s === secondScore && (ids[w] as string) < (ids[second] as string))
+        ) {
+          second = w;
+          secondScore = s;
+        }
       }
       const next = j === 0 ? best : second;
-      return { target: this.#ids[best] ?? null, next: this.#ids[next] ?? null };
+      return { target: ids[best] ?? null, next: ids[next] ?? null };
     }
     const order = this.#order;
     for (let w = 0; w < n; w++) order[w] = w;

@@ -16,6 +16,7 @@
  */
 import { decodeJson, encodeJson } from '../core/context.js';
 import { opId } from '../core/ids.js';
+import { isRotaError } from '../errors.js';
 import type { TxnOp } from '../store/port.js';
 import type { TimerHandle } from '../time/clock.js';
 import { absent, cas, unchanged } from './cas.js';
@@ -195,9 +196,14 @@ export class Reconciler {
   #background(key: string, what: string, work: () => Promise<void>): void {
     this.#inflight.add(key);
     void work()
-      .catch((err) =>
-        this.host.logger.warn(`pool ${this.host.pool}: ${what} of ${key} failed`, { error: err }),
-      )
+      .catch((err) => {
+        if (isRotaError(err, 'ROTA_LEASE_NOT_FOUND')) {
+          // The store expired our lease before we noticed: handle it as a lost lease now.
+          this.host.lease()?.lose('the store reports the lease gone');
+          return;
+        }
+        this.host.logger.warn(`pool ${this.host.pool}: ${what} of ${key} failed`, { error: err });
+      })
       .finally(() => {
         this.#inflight.delete(key);
         this.poke();

@@ -44,7 +44,7 @@ export class WorkerImpl implements PoolWorker {
 
   jobs(): PoolJob[] {
     const out: PoolJob[] = [];
-    for (const o of this.owned.values()) if (o.running) out.push(o.job);
+    for (const o of this.owned.values()) if (o.holding) out.push(o.job);
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
