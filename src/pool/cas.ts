@@ -7,8 +7,9 @@
  * finished state).
  */
 import type { RotaContext } from '../core/context.js';
-import { StoreError } from '../errors.js';
+import { abortedError, StoreError } from '../errors.js';
 import type { Compare, KeyValue, TxnOp } from '../store/port.js';
+import { sleep } from '../time/clock.js';
 
 /** What a decision returns: nothing to write (`done`), or a txn to try. */
 export type CasPlan<T> = { done: T } | { compare: Compare[]; success: TxnOp[]; result: T };
@@ -24,7 +25,9 @@ export interface CasResult<T> {
 /** Reads of one attempt. */
 export type CasRead = (key: string) => KeyValue | null;
 
-const MAX_ATTEMPTS = 64;
+/** Conflicts are retried for up to the node's `storeTimeout`, with a jittered backoff. */
+const BACKOFF_BASE_MS = 2;
+const BACKOFF_MAX_MS = 100;
 
 /** Compare that `key` is unchanged since it was read as `kv` (absent: still absent). */
 export function unchanged(key: string, kv: KeyValue | null): Compare {
@@ -51,7 +54,17 @@ export async function cas<T>(
     ? new Map(options.initial)
     : undefined;
   let revision = 0;
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+  const deadline = ctx.clock.monotonic() + ctx.options.storeTimeout;
+  for (let attempt = 0; ; attempt++) {
+    if (attempt > 0) {
+      // Lost a compare: someone else wrote one of these keys. Back off a little (full jitter) so
+      // writers of a hot key (the `meta` counter) do not all retry in lockstep.
+      if (ctx.clock.monotonic() > deadline) break;
+      const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 10));
+      await sleep(ctx.clock, ctx.random() * ceiling, options.signal).catch(() => {
+        throw abortedError(options.signal);
+      });
+    }
     if (!values) {
       const res = await ctx.retry(() => ctx.store.txn({ compare: [], success: gets }), options.signal);
       values = collect(keys, res.results);
@@ -68,9 +81,12 @@ export async function cas<T>(
     values = collect(keys, res.results);
     revision = res.revision;
   }
-  throw new StoreError(`gave up after ${MAX_ATTEMPTS} conflicting updates of ${keys.join(', ')}`, {
-    detail: { keys: [...keys] },
-  });
+  throw new StoreError(
+    `gave up after ${ctx.options.storeTimeout} ms of conflicting updates of ${keys.join(', ')}`,
+    {
+      detail: { keys: [...keys] },
+    },
+  );
 }
 
 function collect(keys: readonly string[], results: readonly { type: string; kv?: KeyValue | null }[]) {

@@ -32,10 +32,12 @@ import {
 import type { TxnOp } from '../store/port.js';
 import { sleep, type TimerHandle } from '../time/clock.js';
 import { checkFunction, checkInt, checkName, checkSize, invalid } from '../validate.js';
-import { absent, cas, unchanged } from './cas.js';
+import { admit, admittedOf, retire, retiredTotal } from './admission.js';
+import { absent, type CasResult, cas, unchanged } from './cas.js';
 import type { PoolEventMap } from './events.js';
 import type { JobHandler } from './handler.js';
 import type { PoolHost } from './host.js';
+import { Mutex } from './mutex.js';
 import {
   checkOptions,
   checkSignal,
@@ -48,7 +50,7 @@ import {
   type StopOptions,
   type WorkerOptions,
 } from './options.js';
-import { jobDeletes, metaPut, type Ownership } from './ownership.js';
+import { jobDeletes, type Ownership } from './ownership.js';
 import { Placement } from './placement.js';
 import { deleteUnownedJob, Reconciler } from './reconciler.js';
 import {
@@ -99,6 +101,8 @@ export class PoolNode {
   readonly #workers = new Map<string, WorkerImpl>();
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #schedules = new Set<PoolSchedule>();
+  /** Serialises this node's admissions: they all write `meta`, so in parallel they would only conflict. */
+  readonly #admission = new Mutex();
   /** Aborts when the node closed for good: ends the cache, timers and waits. */
   readonly #stop = new AbortController();
   #lease: LeaseKeeper | null = null;
@@ -467,28 +471,45 @@ export class PoolNode {
     };
     const max = this.#options.maxQueuedJobs;
     type Outcome = 'created' | 'exists' | 'full' | 'shutdown' | { mine: number };
-    const res = await cas<Outcome>(
-      ctx,
-      [jobKey, keys.meta, keys.shutdown],
-      (read) => {
-        if (read(keys.shutdown)) return { done: 'shutdown' };
-        const existing = read(jobKey);
-        if (existing) {
-          const j = decodeJson<JobRecord>(existing.value);
-          if (j.opId === id) return { done: { mine: existing.createRevision } };
-          if (j.state !== 'failed') return { done: 'exists' };
-        }
-        const metaKv = read(keys.meta);
-        const queued = metaKv ? decodeJson<{ queued: number }>(metaKv.value).queued : 0;
-        if (queued >= max) return { done: 'full' };
-        return {
-          compare: [unchanged(jobKey, existing), unchanged(keys.meta, metaKv), absent(keys.shutdown)],
-          success: [{ type: 'put', key: jobKey, value: encodeJson(record) }, metaPut(keys.meta, metaKv, +1)],
-          result: 'created',
-        };
-      },
-      { ...(signal ? { signal } : {}) },
-    );
+    // queued = admitted − retired; the cached retired counts may lag (they only grow), which
+    // over-estimates queued: before refusing, read them fresh once.
+    let retired = retiredTotal([...this.#state.retired.values()].map((c) => c.kv));
+    let freshRetired = false;
+    let res: CasResult<Outcome>;
+    for (;;) {
+      res = await this.#admission.run(
+        () =>
+          cas<Outcome>(
+            ctx,
+            [jobKey, keys.meta, keys.shutdown],
+            (read) => {
+              if (read(keys.shutdown)) return { done: 'shutdown' };
+              const existing = read(jobKey);
+              if (existing) {
+                const j = decodeJson<JobRecord>(existing.value);
+                if (j.opId === id) return { done: { mine: existing.createRevision } };
+                if (j.state !== 'failed') return { done: 'exists' };
+              }
+              const metaKv = read(keys.meta);
+              if (admittedOf(metaKv) - retired >= max) return { done: 'full' };
+              return {
+                compare: [unchanged(jobKey, existing), unchanged(keys.meta, metaKv), absent(keys.shutdown)],
+                success: [
+                  { type: 'put', key: jobKey, value: encodeJson(record) },
+                  admit(keys.meta, metaKv, id),
+                ],
+                result: 'created',
+              };
+            },
+            { ...(signal ? { signal } : {}) },
+          ),
+        signal,
+      );
+      if (res.value !== 'full' || freshRetired) break;
+      freshRetired = true;
+      const { kvs } = await ctx.retry(() => ctx.store.range(keys.retiredPrefix), signal);
+      retired = retiredTotal(kvs);
+    }
     const outcome = res.value;
     if (outcome === 'shutdown') throw this.#shuttingDownError();
     if (outcome === 'exists') {
@@ -566,9 +587,10 @@ export class PoolNode {
     const ownerKey = keys.owner(key);
     const producerKeys = this.#state.producerKeysOf(key);
     type Outcome = { found: false } | { found: true; deleted: boolean; incarnation: number };
+    const retiredKey = keys.retired(key);
     const res = await cas<Outcome>(
       ctx,
-      [jobKey, ownerKey, keys.meta],
+      [jobKey, ownerKey, retiredKey],
       (read) => {
         const jobKv = read(jobKey);
         if (!jobKv) return { done: { found: false } };
@@ -576,20 +598,14 @@ export class PoolNode {
         const owner = read(ownerKey);
         const incarnation = jobKv.createRevision;
         if (j.state === 'failed' || !owner) {
-          const counted = !j.requeued && j.state !== 'failed';
-          const metaKv = read(keys.meta);
-          return {
-            compare: [
-              unchanged(jobKey, jobKv),
-              absent(ownerKey),
-              ...(counted ? [unchanged(keys.meta, metaKv)] : []),
-            ],
-            success: [
-              ...jobDeletes(keys, key, producerKeys),
-              ...(counted ? [metaPut(keys.meta, metaKv, -1)] : []),
-            ],
-            result: { found: true, deleted: true, incarnation },
-          };
+          const compare = [unchanged(jobKey, jobKv), absent(ownerKey)];
+          const success = jobDeletes(keys, key, producerKeys);
+          if (!j.requeued && j.state !== 'failed') {
+            const r = retire(retiredKey, read(retiredKey));
+            compare.push(r.compare);
+            success.push(r.put);
+          }
+          return { compare, success, result: { found: true, deleted: true, incarnation } };
         }
         if (j.state === 'stopping') return { done: { found: true, deleted: false, incarnation } };
         return {
@@ -1036,7 +1052,7 @@ export class PoolNode {
           compare: [{ key: this.#keys.shutdown, target: 'modRevision', op: '==', value: markerRevision }],
           success: ['jobs/', 'owners/', 'workers/', 'nodes/', 'inbox/', 'producers/']
             .map((sub) => ({ type: 'delete' as const, key: p + sub, prefix: true }))
-            .concat([{ type: 'delete' as const, key: this.#keys.meta, prefix: false }]),
+            .concat([{ type: 'delete' as const, key: this.#keys.meta, prefix: true }]),
         }),
       signal,
     );

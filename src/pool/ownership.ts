@@ -5,10 +5,10 @@
  * (pool.md §2.4), and records each outcome with a txn fenced on the token.
  */
 import { decodeJson, encodeJson } from '../core/context.js';
-import { opId } from '../core/ids.js';
 import { AbortedError, isRotaError, LeaseLostError, TimeoutError } from '../errors.js';
 import type { KeyValue, TxnOp } from '../store/port.js';
 import { sleep } from '../time/clock.js';
+import { retire } from './admission.js';
 import { cas, unchanged } from './cas.js';
 import type { PoolJob, StopReason } from './handler.js';
 import type { PoolHost } from './host.js';
@@ -16,7 +16,6 @@ import {
   decodePayload,
   type InboxRecord,
   type JobRecord,
-  type MetaRecord,
   type OwnerRecord,
   type StoredError,
   storedError,
@@ -53,6 +52,7 @@ export class Ownership {
   #stopDone: Promise<void> | null = null;
   readonly #ownerKey: string;
   readonly #jobKey: string;
+  readonly #retiredKey: string;
 
   constructor(
     private readonly host: PoolHost,
@@ -67,6 +67,7 @@ export class Ownership {
     this.jobRevision = jobKv.createRevision;
     this.#ownerKey = host.keys.owner(key);
     this.#jobKey = host.keys.job(key);
+    this.#retiredKey = host.keys.retired(key);
     this.job = Object.freeze({
       key,
       payload: decodePayload(record.payload),
@@ -214,17 +215,16 @@ export class Ownership {
     }
   }
 
-  /** owner → running; job → requeued, failures reset; meta.queued − 1 on a first start. */
+  /** owner → running; job → requeued, failures reset; a first start leaves the admission count. */
   async #recordStart(): Promise<'ok' | 'lost' | 'gone'> {
-    const { keys, ctx } = this.host;
+    const { ctx } = this.host;
     try {
       const res = await cas<'ok' | 'lost' | 'gone'>(
         ctx,
-        [this.#ownerKey, this.#jobKey, keys.meta],
+        [this.#ownerKey, this.#jobKey, this.#retiredKey],
         (read) => {
           const owner = read(this.#ownerKey);
           const jobKv = read(this.#jobKey);
-          const metaKv = read(keys.meta);
           if (!owner || owner.createRevision !== this.token) return { done: 'lost' as const };
           if (!jobKv || jobKv.createRevision !== this.jobRevision) return { done: 'gone' as const };
           const o = decodeJson<OwnerRecord>(owner.value);
@@ -244,24 +244,24 @@ export class Ownership {
               value: encodeJson({ ...j, requeued: true, startFailures: 0, retryAt: 0 } satisfies JobRecord),
             },
           ];
-          if (first) success.push(metaPut(keys.meta, metaKv, -1));
-          return {
-            compare: [
-              unchanged(this.#ownerKey, owner),
-              unchanged(this.#jobKey, jobKv),
-              ...(first ? [unchanged(keys.meta, metaKv)] : []),
-            ],
-            success,
-            result: 'ok' as const,
-          };
+          const compare = [unchanged(this.#ownerKey, owner), unchanged(this.#jobKey, jobKv)];
+          if (first) {
+            const r = retire(this.#retiredKey, read(this.#retiredKey));
+            compare.push(r.compare);
+            success.push(r.put);
+          }
+          return { compare, success, result: 'ok' as const };
         },
+        { signal: this.#lostController.signal },
       );
       return res.value;
     } catch (err) {
-      this.host.logger.warn('could not record a started job; treating its ownership as lost', {
-        error: err,
-        key: this.key,
-      });
+      if (!this.#lost) {
+        this.host.logger.warn('could not record a started job; treating its ownership as lost', {
+          error: err,
+          key: this.key,
+        });
+      }
       return 'lost';
     }
   }
@@ -273,61 +273,62 @@ export class Ownership {
    */
   async #recordFailure(error: StoredError, requeue: boolean): Promise<void> {
     if (this.#lost) return;
-    const { keys, ctx, options } = this.host;
+    const { ctx, options } = this.host;
     const now = ctx.time.now();
     let outcome: { failed: boolean; attempt: number } | null = null;
     try {
       type Outcome = { failed: boolean; attempt: number } | null;
-      const res = await cas<Outcome>(ctx, [this.#ownerKey, this.#jobKey, keys.meta], (read) => {
-        const owner = read(this.#ownerKey);
-        const jobKv = read(this.#jobKey);
-        const metaKv = read(keys.meta);
-        if (!owner || owner.createRevision !== this.token) return { done: null };
-        if (!jobKv || jobKv.createRevision !== this.jobRevision) {
-          return {
-            compare: [unchanged(this.#ownerKey, owner)],
-            success: [{ type: 'delete' as const, key: this.#ownerKey }],
-            result: null,
-          };
-        }
-        const j = decodeJson<JobRecord>(jobKv.value);
-        const next: JobRecord = { ...j, rankOffset: j.rankOffset + 1 };
-        let failed = false;
-        let metaDelta = 0;
-        const attempt = j.startFailures + 1;
-        if (j.state === 'active') {
-          next.lastError = error;
-          if (requeue) {
-            next.retryAt = now + options.ackGracePeriod;
-          } else if (!j.requeued) {
-            next.state = 'failed';
-            next.failedAt = now;
-            metaDelta = -1;
-            failed = true;
-          } else {
-            next.startFailures = attempt;
-            if (attempt >= options.maxStartAttempts) {
+      const res = await cas<Outcome>(
+        ctx,
+        [this.#ownerKey, this.#jobKey, this.#retiredKey],
+        (read) => {
+          const owner = read(this.#ownerKey);
+          const jobKv = read(this.#jobKey);
+          if (!owner || owner.createRevision !== this.token) return { done: null };
+          if (!jobKv || jobKv.createRevision !== this.jobRevision) {
+            return {
+              compare: [unchanged(this.#ownerKey, owner)],
+              success: [{ type: 'delete' as const, key: this.#ownerKey }],
+              result: null,
+            };
+          }
+          const j = decodeJson<JobRecord>(jobKv.value);
+          const next: JobRecord = { ...j, rankOffset: j.rankOffset + 1 };
+          let failed = false;
+          let retired = false;
+          const attempt = j.startFailures + 1;
+          if (j.state === 'active') {
+            next.lastError = error;
+            if (requeue) {
+              next.retryAt = now + options.ackGracePeriod;
+            } else if (!j.requeued) {
               next.state = 'failed';
               next.failedAt = now;
+              retired = true;
               failed = true;
-            } else next.retryAt = now + startBackoff(attempt);
+            } else {
+              next.startFailures = attempt;
+              if (attempt >= options.maxStartAttempts) {
+                next.state = 'failed';
+                next.failedAt = now;
+                failed = true;
+              } else next.retryAt = now + startBackoff(attempt);
+            }
           }
-        }
-        const success: TxnOp[] = [
-          { type: 'delete', key: this.#ownerKey },
-          { type: 'put', key: this.#jobKey, value: encodeJson(next) },
-        ];
-        if (metaDelta !== 0) success.push(metaPut(keys.meta, metaKv, metaDelta));
-        return {
-          compare: [
-            unchanged(this.#ownerKey, owner),
-            unchanged(this.#jobKey, jobKv),
-            ...(metaDelta !== 0 ? [unchanged(keys.meta, metaKv)] : []),
-          ],
-          success,
-          result: requeue ? null : { failed, attempt },
-        };
-      });
+          const success: TxnOp[] = [
+            { type: 'delete', key: this.#ownerKey },
+            { type: 'put', key: this.#jobKey, value: encodeJson(next) },
+          ];
+          const compare = [unchanged(this.#ownerKey, owner), unchanged(this.#jobKey, jobKv)];
+          if (retired) {
+            const r = retire(this.#retiredKey, read(this.#retiredKey));
+            compare.push(r.compare);
+            success.push(r.put);
+          }
+          return { compare, success, result: requeue ? null : { failed, attempt } };
+        },
+        { signal: this.#lostController.signal },
+      );
       outcome = res.value;
     } catch (err) {
       this.host.logger.warn('could not record a failed start', { error: err, key: this.key });
@@ -412,16 +413,21 @@ export class Ownership {
   async #recordStopError(error: StoredError): Promise<void> {
     const { ctx } = this.host;
     try {
-      await cas(ctx, [this.#jobKey], (read) => {
-        const jobKv = read(this.#jobKey);
-        if (!jobKv || jobKv.createRevision !== this.jobRevision) return { done: null };
-        const j = decodeJson<JobRecord>(jobKv.value);
-        return {
-          compare: [unchanged(this.#jobKey, jobKv)],
-          success: [{ type: 'put', key: this.#jobKey, value: encodeJson({ ...j, stopError: error }) }],
-          result: null,
-        };
-      });
+      await cas(
+        ctx,
+        [this.#jobKey],
+        (read) => {
+          const jobKv = read(this.#jobKey);
+          if (!jobKv || jobKv.createRevision !== this.jobRevision) return { done: null };
+          const j = decodeJson<JobRecord>(jobKv.value);
+          return {
+            compare: [unchanged(this.#jobKey, jobKv)],
+            success: [{ type: 'put', key: this.#jobKey, value: encodeJson({ ...j, stopError: error }) }],
+            result: null,
+          };
+        },
+        { signal: this.#lostController.signal },
+      );
     } catch (err) {
       this.host.logger.debug('could not record a stop failure', { error: err, key: this.key });
     }
@@ -437,44 +443,46 @@ export class Ownership {
     try {
       if (reason === 'stopped') {
         const producerKeys = state.producerKeysOf(this.key);
-        await cas(ctx, [this.#ownerKey, this.#jobKey, keys.meta], (read) => {
-          const owner = read(this.#ownerKey);
-          const jobKv = read(this.#jobKey);
-          const metaKv = read(keys.meta);
-          if (!owner || owner.createRevision !== this.token) return { done: null };
-          if (!jobKv || jobKv.createRevision !== this.jobRevision) {
-            return {
-              compare: [unchanged(this.#ownerKey, owner)],
-              success: [{ type: 'delete' as const, key: this.#ownerKey }],
-              result: null,
-            };
-          }
-          const j = decodeJson<JobRecord>(jobKv.value);
-          const counted = !j.requeued && j.state !== 'failed';
-          const success: TxnOp[] = [
-            { type: 'delete', key: this.#ownerKey },
-            ...jobDeletes(keys, this.key, producerKeys),
-          ];
-          if (counted) success.push(metaPut(keys.meta, metaKv, -1));
-          return {
-            compare: [
-              unchanged(this.#ownerKey, owner),
-              unchanged(this.#jobKey, jobKv),
-              ...(counted ? [unchanged(keys.meta, metaKv)] : []),
-            ],
-            success,
-            result: null,
-          };
-        });
+        await cas(
+          ctx,
+          [this.#ownerKey, this.#jobKey, this.#retiredKey],
+          (read) => {
+            const owner = read(this.#ownerKey);
+            const jobKv = read(this.#jobKey);
+            if (!owner || owner.createRevision !== this.token) return { done: null };
+            if (!jobKv || jobKv.createRevision !== this.jobRevision) {
+              return {
+                compare: [unchanged(this.#ownerKey, owner)],
+                success: [{ type: 'delete' as const, key: this.#ownerKey }],
+                result: null,
+              };
+            }
+            const j = decodeJson<JobRecord>(jobKv.value);
+            const compare = [unchanged(this.#ownerKey, owner), unchanged(this.#jobKey, jobKv)];
+            const success: TxnOp[] = [
+              { type: 'delete', key: this.#ownerKey },
+              ...jobDeletes(keys, this.key, producerKeys),
+            ];
+            if (!j.requeued && j.state !== 'failed') {
+              const r = retire(this.#retiredKey, read(this.#retiredKey));
+              compare.push(r.compare);
+              success.push(r.put);
+            }
+            return { compare, success, result: null };
+          },
+          { signal: this.#lostController.signal },
+        );
         return;
       }
       const success: TxnOp[] = [{ type: 'delete', key: this.#ownerKey }];
       if (reason === 'shutdown') success.push({ type: 'delete', key: this.#jobKey });
-      await ctx.retry(() =>
-        ctx.store.txn({
-          compare: [{ key: this.#ownerKey, target: 'createRevision', op: '==', value: this.token }],
-          success,
-        }),
+      await ctx.retry(
+        () =>
+          ctx.store.txn({
+            compare: [{ key: this.#ownerKey, target: 'createRevision', op: '==', value: this.token }],
+            success,
+          }),
+        this.#lostController.signal,
       );
     } catch (err) {
       // The reconciler releases owner records of ours that no local ownership claims.
@@ -540,25 +548,30 @@ export class Ownership {
   async #reply(kv: KeyValue, value: InboxRecord, reply: Reply): Promise<void> {
     const { ctx } = this.host;
     try {
-      const put = await ctx.retry(() =>
-        ctx.store.txn({
-          compare: [unchanged(kv.key, kv)],
-          success: [
-            {
-              type: 'put',
-              key: kv.key,
-              value: encodeJson({ ...value, reply } satisfies InboxRecord),
-              ...(kv.lease ? { lease: kv.lease } : {}),
-            },
-          ],
-        }),
+      const signal = this.#lostController.signal;
+      const put = await ctx.retry(
+        () =>
+          ctx.store.txn({
+            compare: [unchanged(kv.key, kv)],
+            success: [
+              {
+                type: 'put',
+                key: kv.key,
+                value: encodeJson({ ...value, reply } satisfies InboxRecord),
+                ...(kv.lease ? { lease: kv.lease } : {}),
+              },
+            ],
+          }),
+        signal,
       );
       if (!put.succeeded) return;
-      await ctx.retry(() =>
-        ctx.store.txn({
-          compare: [{ key: kv.key, target: 'modRevision', op: '==', value: put.revision }],
-          success: [{ type: 'delete', key: kv.key }],
-        }),
+      await ctx.retry(
+        () =>
+          ctx.store.txn({
+            compare: [{ key: kv.key, target: 'modRevision', op: '==', value: put.revision }],
+            success: [{ type: 'delete', key: kv.key }],
+          }),
+        signal,
       );
     } catch (err) {
       // Most likely the entry's lease ran out meanwhile: it expired.
@@ -574,13 +587,6 @@ export class Ownership {
     if (!this.#controller.signal.aborted) this.#controller.abort(new AbortedError('the job ownership ended'));
     this.host.released(this);
   }
-}
-
-/** The `meta` put that adds `delta` to `queued` (never below 0). */
-export function metaPut(key: string, kv: KeyValue | null, delta: number): TxnOp {
-  const current = kv ? decodeJson<MetaRecord>(kv.value).queued : 0;
-  const meta: MetaRecord = { queued: Math.max(0, current + delta), opId: opId() };
-  return { type: 'put', key, value: encodeJson(meta) };
 }
 
 /**

@@ -19,9 +19,10 @@ import { opId } from '../core/ids.js';
 import { isRotaError } from '../errors.js';
 import type { TxnOp } from '../store/port.js';
 import type { TimerHandle } from '../time/clock.js';
+import { retire } from './admission.js';
 import { absent, cas, unchanged } from './cas.js';
 import type { PoolHost } from './host.js';
-import { jobDeletes, metaPut, Ownership } from './ownership.js';
+import { jobDeletes, Ownership } from './ownership.js';
 import type { JobRecord, OwnerRecord } from './records.js';
 import type { Cached } from './state.js';
 import type { WorkerImpl } from './worker.js';
@@ -202,6 +203,7 @@ export class Reconciler {
           this.host.lease()?.lose('the store reports the lease gone');
           return;
         }
+        if (isRotaError(err, 'ROTA_ABORTED')) return; // the lease was lost meanwhile
         this.host.logger.warn(`pool ${this.host.pool}: ${what} of ${key} failed`, { error: err });
       })
       .finally(() => {
@@ -259,7 +261,7 @@ export class Reconciler {
               result: 0,
             };
           },
-          { initial },
+          { initial, signal: lease.signal },
         );
         const token = res.wrote ? res.revision : res.value;
         if (!token) return;
@@ -322,7 +324,8 @@ export class Reconciler {
 
 /**
  * Delete an unowned job record of incarnation `createRevision` when `when(record)` holds, with its
- * producer records and its `meta.queued` share. Resolves whether it deleted.
+ * producer records (a job that never started leaves the admission count). Resolves whether it
+ * deleted.
  */
 export async function deleteUnownedJob(
   host: Pick<PoolHost, 'ctx' | 'keys' | 'state'>,
@@ -334,22 +337,20 @@ export async function deleteUnownedJob(
   const ownerKey = keys.owner(key);
   const jobKey = keys.job(key);
   const producerKeys = state.producerKeysOf(key);
-  const res = await cas<boolean>(ctx, [jobKey, ownerKey, keys.meta], (read) => {
+  const retiredKey = keys.retired(key);
+  const res = await cas<boolean>(ctx, [jobKey, ownerKey, retiredKey], (read) => {
     const jobKv = read(jobKey);
     if (!jobKv || jobKv.createRevision !== createRevision || read(ownerKey)) return { done: false };
     const j = decodeJson<JobRecord>(jobKv.value);
     if (!when(j)) return { done: false };
-    const counted = !j.requeued && j.state !== 'failed';
-    const metaKv = read(keys.meta);
-    return {
-      compare: [
-        unchanged(jobKey, jobKv),
-        absent(ownerKey),
-        ...(counted ? [unchanged(keys.meta, metaKv)] : []),
-      ],
-      success: [...jobDeletes(keys, key, producerKeys), ...(counted ? [metaPut(keys.meta, metaKv, -1)] : [])],
-      result: true,
-    };
+    const compare = [unchanged(jobKey, jobKv), absent(ownerKey)];
+    const success = jobDeletes(keys, key, producerKeys);
+    if (!j.requeued && j.state !== 'failed') {
+      const r = retire(retiredKey, read(retiredKey));
+      compare.push(r.compare);
+      success.push(r.put);
+    }
+    return { compare, success, result: true };
   });
   return res.value;
 }

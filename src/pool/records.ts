@@ -9,6 +9,7 @@
  * | `owners/<key>` | {@link OwnerRecord}; token = createRevision | the owner node's pool lease |
  * | `inbox/<key>/<id>` | {@link InboxRecord} | a `notifyTtl` lease |
  * | `meta` | {@link MetaRecord} | none |
+ * | `meta/retired/<shard>` | {@link RetiredRecord} (admission accounting, admission.ts) | none |
  * | `producers/<name>/<key>` | {@link ProducerRecord} | none |
  * | `shutdown` | {@link ShutdownRecord} | none |
  *
@@ -17,6 +18,7 @@
 import { decodeJson } from '../core/context.js';
 import { decodeName, encodeName, type Keyspace } from '../core/keys.js';
 import type { KeyValue } from '../store/port.js';
+import { retiredShard } from './admission.js';
 
 export type JobState = 'active' | 'stopping' | 'failed';
 export type OwnerState = 'starting' | 'running';
@@ -84,10 +86,15 @@ export interface InboxRecord {
   reply?: { ok: true } | { ok: false; error: StoredError; unsupported?: boolean };
 }
 
+/** Admission counter: jobs ever admitted by `dispatch` (see admission.ts). */
 export interface MetaRecord {
-  /** Jobs admitted (active or stopping) that never started. */
-  queued: number;
+  admitted: number;
   opId: string;
+}
+
+/** One shard of the count of admitted jobs that left the never-started state. */
+export interface RetiredRecord {
+  count: number;
 }
 
 export interface ProducerRecord {
@@ -107,6 +114,7 @@ export type PoolEntry =
   | { kind: 'owner'; key: string; value: OwnerRecord }
   | { kind: 'inbox'; key: string; id: string; value: InboxRecord }
   | { kind: 'meta'; value: MetaRecord }
+  | { kind: 'retired'; shard: string; value: RetiredRecord }
   | { kind: 'producer'; producer: string; key: string; value: ProducerRecord }
   | { kind: 'shutdown'; value: ShutdownRecord };
 
@@ -115,6 +123,8 @@ export class PoolKeys {
   /** `rota/<ns>/pool/<P>/` */
   readonly prefix: string;
   readonly meta: string;
+  /** `meta/retired/` */
+  readonly retiredPrefix: string;
   readonly shutdown: string;
 
   constructor(
@@ -123,6 +133,7 @@ export class PoolKeys {
   ) {
     this.prefix = keys.prefix('pool', encodeName(pool));
     this.meta = `${this.prefix}meta`;
+    this.retiredPrefix = `${this.prefix}meta/retired/`;
     this.shutdown = `${this.prefix}shutdown`;
   }
 
@@ -144,6 +155,11 @@ export class PoolKeys {
 
   inbox(key: string, id: string): string {
     return `${this.prefix}inbox/${encodeName(key)}/${encodeName(id)}`;
+  }
+
+  /** The admission shard of job `key`. */
+  retired(key: string): string {
+    return `${this.retiredPrefix}${retiredShard(key)}`;
   }
 
   producers(name: string): string {
@@ -182,6 +198,10 @@ export class PoolKeys {
           value: value as unknown as InboxRecord,
         };
       case 'meta':
+        if (rest.length === 3 && a === 'retired' && b) {
+          if (typeof value.count !== 'number') return undefined;
+          return { kind: 'retired', shard: b, value: value as unknown as RetiredRecord };
+        }
         if (rest.length !== 1) return undefined;
         return { kind: 'meta', value: value as unknown as MetaRecord };
       case 'producers':

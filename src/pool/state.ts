@@ -16,6 +16,7 @@ import type {
   PoolEntry,
   PoolKeys,
   ProducerRecord,
+  RetiredRecord,
   ShutdownRecord,
   WorkerRecord,
 } from './records.js';
@@ -47,6 +48,8 @@ export class PoolState {
   /** Producer name → job key → record. */
   readonly producers = new Map<string, Map<string, Cached<ProducerRecord>>>();
   meta: Cached<MetaRecord> | undefined;
+  /** Admission shards by shard id. */
+  readonly retired = new Map<string, Cached<RetiredRecord>>();
   shutdown: Cached<ShutdownRecord> | undefined;
 
   constructor(
@@ -114,6 +117,7 @@ export class PoolState {
     this.owners.clear();
     this.inbox.clear();
     this.producers.clear();
+    this.retired.clear();
     this.meta = undefined;
     this.shutdown = undefined;
     for (const { kv, value } of this.cache.entries.values()) this.#add(value, kv);
@@ -154,6 +158,9 @@ export class PoolState {
       case 'meta':
         this.meta = { kv, value: entry.value };
         break;
+      case 'retired':
+        this.retired.set(entry.shard, { kv, value: entry.value });
+        break;
       case 'shutdown':
         this.shutdown = { kv, value: entry.value };
         break;
@@ -188,6 +195,9 @@ export class PoolState {
       }
       case 'meta':
         this.meta = undefined;
+        break;
+      case 'retired':
+        this.retired.delete(entry.shard);
         break;
       case 'shutdown':
         this.shutdown = undefined;

@@ -277,8 +277,9 @@ allStores(
         }
         await eventually(() => pools.every((p) => p.poolWorkers().length === 3), 2000, 'all workers');
         await Promise.all(
-          Array.from({ length: 25 }, (_, i) => pools[2]!.dispatch(`job-${i}`, null, { timeout: 10_000 })),
+          Array.from({ length: 25 }, (_, i) => pools[2]!.dispatch(`job-${i}`, null, { wait: false })),
         );
+        await eventually(() => log.running.size === 25, 10_000, 'all 25 jobs to start');
         await pools[0]!.close();
         await eventually(() => workers[2]!.jobs().length === 25, 10_000, 'node 3 to run all 25 jobs');
         await closing2;
