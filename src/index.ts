@@ -8,6 +8,7 @@ export * from './cluster/index.js';
 export type { RotaEventMap } from './core/events.js';
 export { consoleLogger, type Logger, silentLogger } from './core/logger.js';
 export * from './errors.js';
+export * from './pool/index.js';
 export { DEFAULTS, Rota, type RotaOptions } from './rota.js';
 export { MemoryEngine, openMemoryStore } from './store/memory/index.js';
 export {

@@ -66,7 +66,10 @@ export async function cas<T>(
       });
     }
     if (!values) {
-      const res = await ctx.retry(() => ctx.store.txn({ compare: [], success: gets }), options.signal);
+      const res = await ctx.retry(
+        () => abortable(ctx.store.txn({ compare: [], success: gets }), options.signal),
+        options.signal,
+      );
       values = collect(keys, res.results);
       revision = res.revision;
     }
@@ -74,7 +77,11 @@ export async function cas<T>(
     const plan = decide((key) => current.get(key) ?? null);
     if ('done' in plan) return { value: plan.done, wrote: false, revision };
     const res = await ctx.retry(
-      () => ctx.store.txn({ compare: plan.compare, success: plan.success, failure: gets }),
+      () =>
+        abortable(
+          ctx.store.txn({ compare: plan.compare, success: plan.success, failure: gets }),
+          options.signal,
+        ),
       options.signal,
     );
     if (res.succeeded) return { value: plan.result, wrote: true, revision: res.revision };
@@ -95,4 +102,34 @@ function collect(keys: readonly string[], results: readonly { type: string; kv?:
     map.set(key, results[i]?.kv ?? null);
   });
   return map;
+}
+
+/**
+ * `promise`, or `ROTA_ABORTED` as soon as `signal` aborts: a store call that hangs (a black-holed
+ * connection) must not hold up what the abort stands for (e.g. stopping a job whose lease is lost).
+ * The call itself is abandoned, not cancelled.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(abortedError(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      promise.catch(() => undefined);
+      reject(abortedError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }

@@ -626,12 +626,20 @@ export class PoolNode {
     }
     if (!wait) return true;
     const since = res.revision;
+    let ownerlessSeen = 0;
     return this.#wait<boolean>(key, undefined, signal, undefined, (settle) => {
       if (this.#state.revision < since) return;
       const job = this.#state.jobs.get(key);
       if (!job || job.kv.createRevision !== outcome.incarnation) settle.resolve(true);
       else if (job.value.stopError && job.kv.modRevision > since) {
         settle.reject(handlerError(job.value.stopError, this.name, key));
+      } else if (!this.#state.owners.has(key) && this.#state.revision > ownerlessSeen) {
+        // Its owner went away without stopping it (a dead node): delete it here too, so the
+        // stop also completes where no full node is left to reconcile.
+        ownerlessSeen = this.#state.revision;
+        void deleteUnownedJob(this.#host, key, outcome.incarnation, (j) => j.state === 'stopping').catch(
+          (err) => this.#logger.debug('could not delete a stopped job', { error: err }),
+        );
       }
     });
   }
@@ -809,6 +817,10 @@ export class PoolNode {
         this.#reconciler.poke(this.#options.rebalanceDelay);
         break;
       case 'job':
+        if (change.type === 'delete') this.#placement.forget(entry.key);
+        this.#reconciler.poke();
+        this.#runWaiters(entry.key);
+        break;
       case 'owner':
         this.#reconciler.poke();
         this.#runWaiters(entry.key);

@@ -9,7 +9,7 @@ import { AbortedError, isRotaError, LeaseLostError, TimeoutError } from '../erro
 import type { KeyValue, TxnOp } from '../store/port.js';
 import { sleep } from '../time/clock.js';
 import { retire } from './admission.js';
-import { cas, unchanged } from './cas.js';
+import { abortable, cas, unchanged } from './cas.js';
 import type { PoolJob, StopReason } from './handler.js';
 import type { PoolHost } from './host.js';
 import {
@@ -476,13 +476,17 @@ export class Ownership {
       }
       const success: TxnOp[] = [{ type: 'delete', key: this.#ownerKey }];
       if (reason === 'shutdown') success.push({ type: 'delete', key: this.#jobKey });
+      const signal = this.#lostController.signal;
       await ctx.retry(
         () =>
-          ctx.store.txn({
-            compare: [{ key: this.#ownerKey, target: 'createRevision', op: '==', value: this.token }],
-            success,
-          }),
-        this.#lostController.signal,
+          abortable(
+            ctx.store.txn({
+              compare: [{ key: this.#ownerKey, target: 'createRevision', op: '==', value: this.token }],
+              success,
+            }),
+            signal,
+          ),
+        signal,
       );
     } catch (err) {
       // The reconciler releases owner records of ours that no local ownership claims.
@@ -551,26 +555,32 @@ export class Ownership {
       const signal = this.#lostController.signal;
       const put = await ctx.retry(
         () =>
-          ctx.store.txn({
-            compare: [unchanged(kv.key, kv)],
-            success: [
-              {
-                type: 'put',
-                key: kv.key,
-                value: encodeJson({ ...value, reply } satisfies InboxRecord),
-                ...(kv.lease ? { lease: kv.lease } : {}),
-              },
-            ],
-          }),
+          abortable(
+            ctx.store.txn({
+              compare: [unchanged(kv.key, kv)],
+              success: [
+                {
+                  type: 'put',
+                  key: kv.key,
+                  value: encodeJson({ ...value, reply } satisfies InboxRecord),
+                  ...(kv.lease ? { lease: kv.lease } : {}),
+                },
+              ],
+            }),
+            signal,
+          ),
         signal,
       );
       if (!put.succeeded) return;
       await ctx.retry(
         () =>
-          ctx.store.txn({
-            compare: [{ key: kv.key, target: 'modRevision', op: '==', value: put.revision }],
-            success: [{ type: 'delete', key: kv.key }],
-          }),
+          abortable(
+            ctx.store.txn({
+              compare: [{ key: kv.key, target: 'modRevision', op: '==', value: put.revision }],
+              success: [{ type: 'delete', key: kv.key }],
+            }),
+            signal,
+          ),
         signal,
       );
     } catch (err) {
