@@ -74,7 +74,8 @@ export class Pools {
 export type { PoolEventMap } from './events.js';
 export type { JobHandler, PoolJob, StopReason } from './handler.js';
 export { hash64, score, toHex } from './hash.js';
-export { type Payload, PoolNode } from './node.js';
+export type { Payload } from './jobs.js';
+export { PoolNode } from './node.js';
 export {
   type DispatchOptions,
   type NotifyOptions,

@@ -11,38 +11,29 @@ import { LeaseKeeper, localMargin } from '../cluster/lease-keeper.js';
 import type { Ticker, TickerOptions } from '../cluster/ticker.js';
 import { decodeJson, encodeJson, type RotaContext } from '../core/context.js';
 import { EventBus } from '../core/events.js';
-import { opId, uuidv7 } from '../core/ids.js';
+import { uuidv7 } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import {
   AbortedError,
   abortedError,
   ClientOnlyError,
-  DispatchTimeoutError,
-  HandlerError,
-  JobExistsError,
-  JobNotFoundError,
-  NotifyUnsupportedError,
   PoolClosedError,
   PoolShuttingDownError,
-  QueueFullError,
   type RotaError,
   StopTimeoutError,
-  TimeoutError,
 } from '../errors.js';
 import type { TxnOp } from '../store/port.js';
-import { sleep, type TimerHandle } from '../time/clock.js';
-import { checkFunction, checkInt, checkName, checkSize, invalid } from '../validate.js';
-import { admit, admittedOf, retire, retiredTotal } from './admission.js';
-import { absent, type CasResult, cas, unchanged } from './cas.js';
+import { sleep } from '../time/clock.js';
+import { checkFunction, checkInt, checkName, invalid } from '../validate.js';
+import { absent } from './cas.js';
 import type { PoolEventMap } from './events.js';
 import type { JobHandler } from './handler.js';
 import type { PoolHost } from './host.js';
-import { Mutex } from './mutex.js';
+import { JobClient, type Payload } from './jobs.js';
 import {
   checkOptions,
   checkSignal,
   checkTimeout,
-  checkWait,
   type DispatchOptions,
   type NotifyOptions,
   type ResolvedPoolOptions,
@@ -50,34 +41,20 @@ import {
   type StopOptions,
   type WorkerOptions,
 } from './options.js';
-import { jobDeletes, type Ownership } from './ownership.js';
+import type { Ownership } from './ownership.js';
 import { Placement } from './placement.js';
-import { deleteUnownedJob, Reconciler } from './reconciler.js';
+import { Reconciler } from './reconciler.js';
 import {
   decodePayload,
-  encodePayload,
-  type InboxRecord,
   type JobRecord,
   type NodeRecord,
   PoolKeys,
   type ShutdownRecord,
-  type StoredError,
   type WorkerRecord,
 } from './records.js';
 import { type JobProducer, type PoolSchedule, startSchedule } from './schedule.js';
 import { type PoolChange, PoolState } from './state.js';
 import { type PoolWorker, type PoolWorkerInfo, WorkerImpl } from './worker.js';
-
-/** A payload: bytes, a string (stored as UTF-8) or null. Zero-length is stored as null. */
-export type Payload = Uint8Array | string | null;
-
-interface Waiter {
-  /** Re-evaluate; returns true once settled. */
-  check(): boolean;
-  fail(error: unknown): void;
-}
-
-const encoder = new TextEncoder();
 
 /** How often `shutdown()` re-reads whether workers and owners are gone. */
 const SHUTDOWN_POLL_MS = 100;
@@ -99,10 +76,8 @@ export class PoolNode {
   readonly #host: PoolHost;
   readonly #owned = new Map<string, Ownership>();
   readonly #workers = new Map<string, WorkerImpl>();
-  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #jobs: JobClient;
   readonly #schedules = new Set<PoolSchedule>();
-  /** Serialises this node's admissions: they all write `meta`, so in parallel they would only conflict. */
-  readonly #admission = new Mutex();
   /** Aborts when the node closed for good: ends the cache, timers and waits. */
   readonly #stop = new AbortController();
   #lease: LeaseKeeper | null = null;
@@ -163,6 +138,17 @@ export class PoolNode {
       this.#host,
       () => !this.clientOnly && !this.#closed && !this.#recovering && this.#lease !== null,
     );
+    this.#jobs = new JobClient(this.#host, {
+      get closed() {
+        return self.#closed;
+      },
+      get shuttingDown() {
+        return self.#shuttingDown;
+      },
+      assertOpen: () => this.#assertOpen(),
+      shuttingDownError: () => this.#shuttingDownError(),
+      closedError: () => this.#closedError(),
+    });
   }
 
   /** @internal Use `rota.pool.join(name, options)`. */
@@ -434,7 +420,7 @@ export class PoolNode {
   }
 
   // ----------------------------------------------------------------------------------------------
-  // Jobs
+  // Jobs (jobs.ts)
 
   /**
    * Dispatch job `key` with `payload`: admitted durably in one txn (`ROTA_JOB_EXISTS`,
@@ -442,132 +428,8 @@ export class PoolNode {
    * worker started it, rejects `HandlerError` when its first start failed, or
    * `ROTA_DISPATCH_TIMEOUT` / `ROTA_ABORTED` (the job stays dispatched).
    */
-  async dispatch(key: string, payload: Payload = null, options: DispatchOptions = {}): Promise<void> {
-    checkName('key', key);
-    const bytes = toPayload('payload', payload, this.#ctx.options.maxPayloadBytes);
-    checkOptions('options', options, ['wait', 'timeout', 'signal']);
-    const wait = checkWait('options.wait', options.wait, true);
-    const timeout = checkTimeout('options.timeout', options.timeout, 2 * this.#options.ackGracePeriod);
-    const signal = checkSignal('options.signal', options.signal);
-    this.#assertOpen();
-    if (this.#state.shutdown) throw this.#shuttingDownError();
-    const ctx = this.#ctx;
-    const keys = this.#keys;
-    const jobKey = keys.job(key);
-    const id = opId();
-    const record: JobRecord = {
-      payload: encodePayload(bytes),
-      createdAt: ctx.time.now(),
-      dispatchedBy: this.nodeId,
-      state: 'active',
-      requeued: false,
-      startFailures: 0,
-      rankOffset: 0,
-      retryAt: 0,
-      lastError: null,
-      failedAt: 0,
-      stopError: null,
-      opId: id,
-    };
-    const max = this.#options.maxQueuedJobs;
-    type Outcome = 'created' | 'exists' | 'full' | 'shutdown' | { mine: number };
-    // queued = admitted − retired; the cached retired counts may lag (they only grow), which
-    // over-estimates queued: before refusing, read them fresh once.
-    let retired = retiredTotal([...this.#state.retired.values()].map((c) => c.kv));
-    let freshRetired = false;
-    let res: CasResult<Outcome>;
-    for (;;) {
-      res = await this.#admission.run(
-        () =>
-          cas<Outcome>(
-            ctx,
-            [jobKey, keys.meta, keys.shutdown],
-            (read) => {
-              if (read(keys.shutdown)) return { done: 'shutdown' };
-              const existing = read(jobKey);
-              if (existing) {
-                const j = decodeJson<JobRecord>(existing.value);
-                if (j.opId === id) return { done: { mine: existing.createRevision } };
-                if (j.state !== 'failed') return { done: 'exists' };
-              }
-              const metaKv = read(keys.meta);
-              if (admittedOf(metaKv) - retired >= max) return { done: 'full' };
-              return {
-                compare: [unchanged(jobKey, existing), unchanged(keys.meta, metaKv), absent(keys.shutdown)],
-                success: [
-                  { type: 'put', key: jobKey, value: encodeJson(record) },
-                  admit(keys.meta, metaKv, id),
-                ],
-                result: 'created',
-              };
-            },
-            { ...(signal ? { signal } : {}) },
-          ),
-        signal,
-      );
-      if (res.value !== 'full' || freshRetired) break;
-      freshRetired = true;
-      const { kvs } = await ctx.retry(() => ctx.store.range(keys.retiredPrefix), signal);
-      retired = retiredTotal(kvs);
-    }
-    const outcome = res.value;
-    if (outcome === 'shutdown') throw this.#shuttingDownError();
-    if (outcome === 'exists') {
-      throw new JobExistsError(`pool ${this.name} already has a job ${key}`, {
-        detail: { pool: this.name, key },
-      });
-    }
-    if (outcome === 'full') {
-      throw new QueueFullError(`pool ${this.name} has ${max} jobs waiting to start (maxQueuedJobs)`, {
-        detail: { pool: this.name, key, maxQueuedJobs: max },
-      });
-    }
-    const incarnation = typeof outcome === 'object' ? outcome.mine : res.revision;
-    if (!wait) {
-      await this.#state.waitFor(incarnation, signal);
-      return;
-    }
-    await this.#waitStarted(key, incarnation, timeout, signal);
-  }
-
-  #waitStarted(
-    key: string,
-    incarnation: number,
-    timeout: number,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    let collecting = false;
-    return this.#wait<void>(
-      key,
-      timeout,
-      signal,
-      () =>
-        new DispatchTimeoutError(`job ${key} did not start within ${timeout} ms; it stays dispatched`, {
-          detail: { pool: this.name, key, timeout },
-        }),
-      (settle) => {
-        if (collecting || this.#state.revision < incarnation) return;
-        const job = this.#state.jobs.get(key);
-        if (!job || job.kv.createRevision !== incarnation) {
-          settle.reject(
-            this.#state.shutdown || this.#shuttingDown
-              ? this.#shuttingDownError()
-              : new JobNotFoundError(`job ${key} was stopped before it started`, {
-                  detail: { pool: this.name, key },
-                }),
-          );
-        } else if (job.value.requeued) {
-          settle.resolve();
-        } else if (job.value.state === 'failed') {
-          // Collect the failed first start, then report it.
-          collecting = true;
-          const error = job.value.lastError ?? { code: null, message: 'the start failed' };
-          void deleteUnownedJob(this.#host, key, incarnation, (j) => j.state === 'failed' && !j.requeued)
-            .catch((err) => this.#logger.debug('could not delete a failed job', { error: err }))
-            .finally(() => settle.reject(handlerError(error, this.name, key)));
-        }
-      },
-    );
+  dispatch(key: string, payload: Payload = null, options: DispatchOptions = {}): Promise<void> {
+    return this.#jobs.dispatch(key, payload, options);
   }
 
   /**
@@ -575,73 +437,8 @@ export class PoolNode {
    * there is no such job. With `wait` (default) it resolves once the job is stopped and deleted,
    * and rejects with the first `HandlerError` its `stop` throws (the stop keeps retrying).
    */
-  async stopJob(key: string, options: StopJobOptions = {}): Promise<boolean> {
-    checkName('key', key);
-    checkOptions('options', options, ['wait', 'signal']);
-    const wait = checkWait('options.wait', options.wait, true);
-    const signal = checkSignal('options.signal', options.signal);
-    this.#assertOpen();
-    const ctx = this.#ctx;
-    const keys = this.#keys;
-    const jobKey = keys.job(key);
-    const ownerKey = keys.owner(key);
-    const producerKeys = this.#state.producerKeysOf(key);
-    type Outcome = { found: false } | { found: true; deleted: boolean; incarnation: number };
-    const retiredKey = keys.retired(key);
-    const res = await cas<Outcome>(
-      ctx,
-      [jobKey, ownerKey, retiredKey],
-      (read) => {
-        const jobKv = read(jobKey);
-        if (!jobKv) return { done: { found: false } };
-        const j = decodeJson<JobRecord>(jobKv.value);
-        const owner = read(ownerKey);
-        const incarnation = jobKv.createRevision;
-        if (j.state === 'failed' || !owner) {
-          const compare = [unchanged(jobKey, jobKv), absent(ownerKey)];
-          const success = jobDeletes(keys, key, producerKeys);
-          if (!j.requeued && j.state !== 'failed') {
-            const r = retire(retiredKey, read(retiredKey));
-            compare.push(r.compare);
-            success.push(r.put);
-          }
-          return { compare, success, result: { found: true, deleted: true, incarnation } };
-        }
-        if (j.state === 'stopping') return { done: { found: true, deleted: false, incarnation } };
-        return {
-          compare: [unchanged(jobKey, jobKv), unchanged(ownerKey, owner)],
-          success: [
-            { type: 'put', key: jobKey, value: encodeJson({ ...j, state: 'stopping', stopError: null }) },
-          ],
-          result: { found: true, deleted: false, incarnation },
-        };
-      },
-      { ...(signal ? { signal } : {}) },
-    );
-    const outcome = res.value;
-    if (!outcome.found) return false;
-    if (outcome.deleted) {
-      await this.#state.waitFor(res.revision, signal);
-      return true;
-    }
-    if (!wait) return true;
-    const since = res.revision;
-    let ownerlessSeen = 0;
-    return this.#wait<boolean>(key, undefined, signal, undefined, (settle) => {
-      if (this.#state.revision < since) return;
-      const job = this.#state.jobs.get(key);
-      if (!job || job.kv.createRevision !== outcome.incarnation) settle.resolve(true);
-      else if (job.value.stopError && job.kv.modRevision > since) {
-        settle.reject(handlerError(job.value.stopError, this.name, key));
-      } else if (!this.#state.owners.has(key) && this.#state.revision > ownerlessSeen) {
-        // Its owner went away without stopping it (a dead node): delete it here too, so the
-        // stop also completes where no full node is left to reconcile.
-        ownerlessSeen = this.#state.revision;
-        void deleteUnownedJob(this.#host, key, outcome.incarnation, (j) => j.state === 'stopping').catch(
-          (err) => this.#logger.debug('could not delete a stopped job', { error: err }),
-        );
-      }
-    });
+  stopJob(key: string, options: StopJobOptions = {}): Promise<boolean> {
+    return this.#jobs.stopJob(key, options);
   }
 
   /**
@@ -650,154 +447,8 @@ export class PoolNode {
    * the handler's `notify` returned, and rejects `HandlerError`, `ROTA_NOTIFY_UNSUPPORTED` or
    * `ROTA_TIMEOUT` (default timeout: notifyTtl).
    */
-  async notify(key: string, payload: Payload = null, options: NotifyOptions = {}): Promise<void> {
-    checkName('key', key);
-    const bytes = toPayload('payload', payload, this.#ctx.options.maxPayloadBytes);
-    checkOptions('options', options, ['wait', 'timeout', 'signal']);
-    const wait = checkWait('options.wait', options.wait, false);
-    const timeout = checkTimeout('options.timeout', options.timeout, this.#options.notifyTtl);
-    const signal = checkSignal('options.signal', options.signal);
-    this.#assertOpen();
-    const ctx = this.#ctx;
-    const jobKey = this.#keys.job(key);
-    const notFound = () =>
-      new JobNotFoundError(`pool ${this.name} has no active job ${key}`, {
-        detail: { pool: this.name, key },
-      });
-    const { kv } = await ctx.retry(() => ctx.store.get(jobKey), signal);
-    if (!kv || decodeJson<JobRecord>(kv.value).state !== 'active') throw notFound();
-    const lease = await ctx.retry(() => ctx.store.grant(this.#options.notifyTtl), signal);
-    const id = uuidv7(ctx.time.now());
-    const entryKey = this.#keys.inbox(key, id);
-    const res = await cas<boolean>(
-      ctx,
-      [jobKey],
-      (read) => {
-        const jobKv = read(jobKey);
-        if (!jobKv || jobKv.createRevision !== kv.createRevision) return { done: false };
-        if (decodeJson<JobRecord>(jobKv.value).state !== 'active') return { done: false };
-        const entry: InboxRecord = {
-          payload: encodePayload(bytes),
-          from: this.nodeId,
-          job: jobKv.createRevision,
-          wantReply: wait,
-          expiresAt: ctx.time.now() + lease.ttl,
-        };
-        return {
-          compare: [unchanged(jobKey, jobKv)],
-          success: [{ type: 'put', key: entryKey, value: encodeJson(entry), lease: lease.id }],
-          result: true,
-        };
-      },
-      { ...(signal ? { signal } : {}) },
-    );
-    if (!res.value) {
-      await ctx.store.revoke(lease.id).catch(() => undefined);
-      throw notFound();
-    }
-    if (!wait) return;
-    const since = res.revision;
-    return this.#wait<void>(
-      key,
-      timeout,
-      signal,
-      () =>
-        new TimeoutError(`notification to job ${key} got no answer within ${timeout} ms`, {
-          detail: { key },
-        }),
-      (settle) => {
-        if (this.#state.revision < since) return;
-        const entry = this.#state.inbox.get(key)?.get(id);
-        const reply = entry?.value.reply;
-        if (reply) {
-          if (reply.ok) settle.resolve();
-          else if (reply.unsupported) {
-            settle.reject(
-              new NotifyUnsupportedError(`the handler of job ${key} has no notify method`, {
-                detail: { pool: this.name, key },
-              }),
-            );
-          } else if (reply.error.code === 'ROTA_JOB_NOT_FOUND') settle.reject(notFound());
-          else settle.reject(handlerError(reply.error, this.name, key));
-        } else if (!entry) {
-          settle.reject(
-            new TimeoutError(`notification to job ${key} expired undelivered after notifyTtl`, {
-              detail: { pool: this.name, key },
-            }),
-          );
-        }
-      },
-    );
-  }
-
-  /**
-   * Register a waiter on `key`'s records. `evaluate` runs now and on every change of the key and
-   * may settle it; `timeout` (ms, optional) rejects with `onTimeout()`, `signal` with
-   * `ROTA_ABORTED`, closing the node with `ROTA_POOL_CLOSED`.
-   */
-  #wait<T>(
-    key: string,
-    timeout: number | undefined,
-    signal: AbortSignal | undefined,
-    onTimeout: (() => RotaError) | undefined,
-    evaluate: (settle: { resolve(value: T): void; reject(err: unknown): void }) => void,
-  ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(abortedError(signal));
-        return;
-      }
-      let done = false;
-      let timer: TimerHandle | undefined;
-      const finish = () => {
-        done = true;
-        this.#ctx.clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const set = this.#waiters.get(key);
-        set?.delete(waiter);
-        if (set?.size === 0) this.#waiters.delete(key);
-      };
-      const settle = {
-        resolve: (value: T) => {
-          if (done) return;
-          finish();
-          resolve(value);
-        },
-        reject: (err: unknown) => {
-          if (done) return;
-          finish();
-          reject(err);
-        },
-      };
-      const waiter: Waiter = {
-        check: () => {
-          if (!done) evaluate(settle);
-          return done;
-        },
-        fail: (err) => settle.reject(err),
-      };
-      const onAbort = () => settle.reject(abortedError(signal));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined && onTimeout) {
-        timer = this.#ctx.clock.setTimeout(() => settle.reject(onTimeout()), timeout);
-      }
-      let set = this.#waiters.get(key);
-      if (!set) {
-        set = new Set();
-        this.#waiters.set(key, set);
-      }
-      set.add(waiter);
-      if (this.#closed) settle.reject(this.#closedError());
-      else waiter.check();
-    });
-  }
-
-  #runWaiters(key: string | null): void {
-    const sets = key === null ? [...this.#waiters.values()] : [this.#waiters.get(key)];
-    for (const set of sets) {
-      if (!set) continue;
-      for (const waiter of [...set]) waiter.check();
-    }
+  notify(key: string, payload: Payload = null, options: NotifyOptions = {}): Promise<void> {
+    return this.#jobs.notify(key, payload, options);
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -806,7 +457,7 @@ export class PoolNode {
   #onChange(change: PoolChange): void {
     if (change.type === 'sync') {
       this.#reconciler.poke();
-      this.#runWaiters(null);
+      this.#jobs.check(null);
       if (this.#state.shutdown) void this.#onShutdownMarker();
       return;
     }
@@ -819,15 +470,15 @@ export class PoolNode {
       case 'job':
         if (change.type === 'delete') this.#placement.forget(entry.key);
         this.#reconciler.poke();
-        this.#runWaiters(entry.key);
+        this.#jobs.check(entry.key);
         break;
       case 'owner':
         this.#reconciler.poke();
-        this.#runWaiters(entry.key);
+        this.#jobs.check(entry.key);
         break;
       case 'inbox':
         this.#reconciler.poke();
-        this.#runWaiters(entry.key);
+        this.#jobs.check(entry.key);
         if (change.type === 'delete' && change.prev?.kind === 'inbox') {
           const prev = change.prev;
           if (!prev.value.reply && prev.value.from === this.nodeId) {
@@ -961,8 +612,7 @@ export class PoolNode {
       await lease.revoke();
     }
     this.#stop.abort();
-    for (const set of this.#waiters.values()) for (const w of [...set]) w.fail(this.#closedError());
-    this.#waiters.clear();
+    this.#jobs.failAll(this.#closedError());
     if (reason === 'shutdown') {
       this.#isShutdown = true;
       this.events.emit('pool:shutdown', { pool: this.name, nodeId: this.nodeId });
@@ -1119,21 +769,6 @@ export class PoolNode {
     this.#assertOpen();
     return this.#cluster.ticker(`pool:${this.name}:${name}`, intervalMs, options);
   }
-}
-
-/** Normalise a payload argument to bytes (or null), enforcing the node's size limit. */
-export function toPayload(field: string, payload: unknown, maxBytes: number): Uint8Array | null {
-  if (payload === null || payload === undefined) return null;
-  let bytes: Uint8Array;
-  if (typeof payload === 'string') bytes = encoder.encode(payload);
-  else if (payload instanceof Uint8Array) bytes = payload;
-  else invalid(field, 'must be a Uint8Array, a string or null');
-  checkSize(field, bytes.length, maxBytes);
-  return bytes.length === 0 ? null : bytes;
-}
-
-function handlerError(error: StoredError, pool: string, key: string): RotaError {
-  return new HandlerError(error.message, { detail: { code: error.code ?? undefined, pool, key } });
 }
 
 /**
