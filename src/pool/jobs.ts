@@ -1,3 +1,9 @@
+/**
+ * The job operations of a pool node (pool.md §2.5): `dispatch` (admission in one txn, then an
+ * optional wait until started), `stopJob` and `notify`, with the waiters that follow a job's
+ * records in the node's cache.
+ */
+import { combinedSignal } from '../cluster/contender.js';
 import { decodeJson, encodeJson } from '../core/context.js';
 import { opId, uuidv7 } from '../core/ids.js';
 import {
@@ -151,7 +157,7 @@ export class JobClient {
     }
     const incarnation = typeof outcome === 'object' ? outcome.mine : res.revision;
     if (!wait) {
-      await this.#h.state.waitFor(incarnation, signal);
+      await this.#caughtUp(incarnation, signal, timeout);
       return;
     }
     await this.#waitStarted(key, incarnation, timeout, signal);
@@ -248,7 +254,7 @@ export class JobClient {
     const outcome = res.value;
     if (!outcome.found) return false;
     if (outcome.deleted) {
-      await this.#h.state.waitFor(res.revision, signal);
+      await this.#caughtUp(res.revision, signal, this.#h.options.ackGracePeriod);
       return true;
     }
     if (!wait) return true;
@@ -426,6 +432,20 @@ export class JobClient {
       if (!set) continue;
       for (const waiter of [...set]) waiter.check();
     }
+  }
+
+  /**
+   * Read-your-writes: resolve once the cache applied `revision`, so this node's queries see the
+   * write. Bounded by `ms` (a stalled watch must not hold up a write that is already durable).
+   */
+  async #caughtUp(revision: number, signal: AbortSignal | undefined, ms: number): Promise<void> {
+    const bound = combinedSignal(this.#h.ctx, [signal], { ms, reason: () => undefined });
+    try {
+      await this.#h.state.waitFor(revision, bound.signal);
+    } finally {
+      bound.dispose();
+    }
+    if (signal?.aborted) throw abortedError(signal);
   }
 
   /** Reject every waiter (the node closed). */

@@ -425,6 +425,26 @@ describe('pool jobs (memory, manual clock)', () => {
       await settle(cluster, pool.close());
     });
   });
-});
 
-void text;
+  it('a notification whose handler throws RequeueError is delivered again after ackGracePeriod', async () => {
+    await withManualCluster({ nodes: 1 }, async (cluster) => {
+      const pool = await cluster.nodes[0]!.rota.pool.join('P', FAST);
+      const clock = cluster.clock!;
+      const deliveries: number[] = [];
+      const log = new JobLog();
+      await pool.addWorker(
+        log.handler('w1', {
+          notify: () => {
+            deliveries.push(clock.monotonic());
+            if (deliveries.length === 1) throw new RequeueError('busy');
+          },
+        }),
+      );
+      await settle(cluster, pool.dispatch('k', null));
+      await settle(cluster, pool.notify('k', text('again'), { wait: true }));
+      assert.equal(deliveries.length, 2);
+      assert.ok(deliveries[1]! - deliveries[0]! >= FAST.ackGracePeriod);
+      await settle(cluster, pool.close());
+    });
+  });
+});

@@ -302,4 +302,76 @@ describe('pool lifecycle (memory, manual clock)', () => {
       await Promise.all([settle(cluster, pool.close()), settle(cluster, pool.close())]);
     });
   });
+
+  it('a job its target never takes is acquired by the next-ranked worker after ackGracePeriod, bumping rankOffset', async () => {
+    await withManualCluster({ nodes: 1 }, async (cluster) => {
+      const rota = cluster.nodes[0]!.rota;
+      const prefix = rota.context.keys.prefix('pool', 'P');
+      // A worker record nobody serves (its node is stuck): the oldest, so attempt 0 targets it.
+      const ghost = { nodeId: 'stuck', createdAt: 0, state: 'active' };
+      await rota.store.put(`${prefix}workers/ghost`, new TextEncoder().encode(JSON.stringify(ghost)));
+      const pool = await rota.pool.join('P', {
+        ...FAST,
+        placement: (_key, workers, attempt) => workers[attempt % workers.length] as string,
+      });
+      const log = new JobLog();
+      await pool.addWorker(log.handler('real'));
+      await settle(cluster, pool.dispatch('k', null, { wait: false }));
+      await run(cluster, FAST.ackGracePeriod / 2);
+      assert.equal(log.of('start').length, 0, 'not before ackGracePeriod');
+      await until(cluster, () => log.of('start').length === 1, 'the next-ranked worker takes it', 2000);
+      const job = JSON.parse(new TextDecoder().decode((await rota.store.get(`${prefix}jobs/k`)).kv!.value));
+      assert.equal(job.rankOffset, 1);
+      await settle(cluster, pool.close());
+    });
+  });
+
+  it('a node that loses its pool lease stops its jobs (leaseLost), registers again and restarts them', async () => {
+    await withManualCluster({ nodes: 1 }, async (cluster) => {
+      const node = cluster.nodes[0]!;
+      const pool = await node.rota.pool.join('P', FAST);
+      const events: string[] = [];
+      pool.events.on('pool:lease-lost', () => events.push('lost'));
+      pool.events.on('pool:recovered', () => events.push('recovered'));
+      const log = new JobLog();
+      const w = await pool.addWorker(log.handler('w1'));
+      await settle(cluster, pool.dispatch('k', null));
+      cluster.partition(node);
+      await until(cluster, () => events.includes('lost'), 'the lease is lost locally', 5000);
+      assert.deepEqual(
+        log.of('stop').map((e) => e.reason),
+        ['leaseLost'],
+      );
+      assert.equal(w.jobs().length, 0);
+      cluster.heal(node);
+      await until(
+        cluster,
+        () => events.includes('recovered') && w.jobs().length === 1,
+        'back in business',
+        10_000,
+      );
+      const [first, second] = log.of('start', 'k');
+      assert.ok(second!.token > first!.token);
+      assert.equal(w.jobs()[0]?.requeued, true);
+      log.assertNoOverlap();
+      await settle(cluster, pool.close());
+    });
+  });
+
+  it('full pool nodes advertise their pool in the member capabilities', async () => {
+    await withManualCluster({ nodes: 1 }, async (cluster) => {
+      const rota = cluster.nodes[0]!.rota;
+      const full = await rota.pool.join('P', FAST);
+      const client = await rota.pool.join('Q', { ...FAST, clientOnly: true });
+      await run(cluster, 10);
+      assert.deepEqual(rota.cluster.session.capabilities.pools, ['P']);
+      await rejectsWith(rota.pool.join('P', FAST), 'ROTA_INVALID_ARGUMENT');
+      await settle(cluster, full.close());
+      await run(cluster, 10);
+      assert.deepEqual(rota.cluster.session.capabilities.pools, []);
+      const member = await rota.cluster.members({ fresh: true });
+      assert.deepEqual(member[0]?.capabilities.pools, []);
+      await settle(cluster, client.close());
+    });
+  });
 });
