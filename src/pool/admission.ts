@@ -31,9 +31,9 @@ export function admittedOf(kv: KeyValue | null): number {
   return kv ? (decodeJson<MetaRecord>(kv.value).admitted ?? 0) : 0;
 }
 
-/** The `meta` put that admits one more job. */
-export function admit(metaKey: string, kv: KeyValue | null, opId: string): TxnOp {
-  const meta: MetaRecord = { admitted: admittedOf(kv) + 1, opId };
+/** The `meta` put that admits `count` more jobs. */
+export function admit(metaKey: string, kv: KeyValue | null, opId: string, count = 1): TxnOp {
+  const meta: MetaRecord = { admitted: admittedOf(kv) + count, opId };
   return { type: 'put', key: metaKey, value: encodeJson(meta) };
 }
 

@@ -27,7 +27,7 @@ export type CasRead = (key: string) => KeyValue | null;
 
 /** Conflicts are retried for up to the node's `storeTimeout`, with a jittered backoff. */
 const BACKOFF_BASE_MS = 2;
-const BACKOFF_MAX_MS = 100;
+const BACKOFF_MAX_MS = 50;
 
 /** Compare that `key` is unchanged since it was read as `kv` (absent: still absent). */
 export function unchanged(key: string, kv: KeyValue | null): Compare {

@@ -17,12 +17,12 @@ import {
   type RotaError,
   TimeoutError,
 } from '../errors.js';
+import type { TxnOp } from '../store/port.js';
 import type { TimerHandle } from '../time/clock.js';
 import { checkName, checkSize, invalid } from '../validate.js';
 import { admit, admittedOf, retire, retiredTotal } from './admission.js';
-import { absent, type CasResult, cas, unchanged } from './cas.js';
+import { absent, cas, unchanged } from './cas.js';
 import type { PoolHost } from './host.js';
-import { Mutex } from './mutex.js';
 import {
   checkOptions,
   checkSignal,
@@ -48,6 +48,21 @@ export interface JobsNode {
   closedError(): RotaError;
 }
 
+type AdmitOutcome = 'created' | 'exists' | 'full' | 'shutdown' | { mine: number };
+
+/** One pending admission of `dispatch`. */
+interface Admission {
+  key: string;
+  jobKey: string;
+  record: JobRecord;
+  signal: AbortSignal | undefined;
+  resolve(result: { outcome: AdmitOutcome; revision: number }): void;
+  reject(err: unknown): void;
+}
+
+/** Most jobs admitted by one txn. */
+const ADMISSION_BATCH = 64;
+
 interface Waiter {
   /** Re-evaluate; returns true once settled. */
   check(): boolean;
@@ -59,8 +74,9 @@ const encoder = new TextEncoder();
 export class JobClient {
   readonly #h: PoolHost;
   readonly #waiters = new Map<string, Set<Waiter>>();
-  /** Serialises this node's admissions: they all write `meta`, so in parallel they would only conflict. */
-  readonly #admission = new Mutex();
+  /** Admissions waiting for the next batch, and whether a batch is running. */
+  #pending: Admission[] = [];
+  #admitting = false;
 
   constructor(
     host: PoolHost,
@@ -103,47 +119,7 @@ export class JobClient {
       opId: id,
     };
     const max = this.#h.options.maxQueuedJobs;
-    type Outcome = 'created' | 'exists' | 'full' | 'shutdown' | { mine: number };
-    // queued = admitted − retired; the cached retired counts may lag (they only grow), which
-    // over-estimates queued: before refusing, read them fresh once.
-    let retired = retiredTotal([...this.#h.state.retired.values()].map((c) => c.kv));
-    let freshRetired = false;
-    let res: CasResult<Outcome>;
-    for (;;) {
-      res = await this.#admission.run(
-        () =>
-          cas<Outcome>(
-            ctx,
-            [jobKey, keys.meta, keys.shutdown],
-            (read) => {
-              if (read(keys.shutdown)) return { done: 'shutdown' };
-              const existing = read(jobKey);
-              if (existing) {
-                const j = decodeJson<JobRecord>(existing.value);
-                if (j.opId === id) return { done: { mine: existing.createRevision } };
-                if (j.state !== 'failed') return { done: 'exists' };
-              }
-              const metaKv = read(keys.meta);
-              if (admittedOf(metaKv) - retired >= max) return { done: 'full' };
-              return {
-                compare: [unchanged(jobKey, existing), unchanged(keys.meta, metaKv), absent(keys.shutdown)],
-                success: [
-                  { type: 'put', key: jobKey, value: encodeJson(record) },
-                  admit(keys.meta, metaKv, id),
-                ],
-                result: 'created',
-              };
-            },
-            { ...(signal ? { signal } : {}) },
-          ),
-        signal,
-      );
-      if (res.value !== 'full' || freshRetired) break;
-      freshRetired = true;
-      const { kvs } = await ctx.retry(() => ctx.store.range(keys.retiredPrefix), signal);
-      retired = retiredTotal(kvs);
-    }
-    const outcome = res.value;
+    const { outcome, revision } = await this.#admit({ key, jobKey, record, signal });
     if (outcome === 'shutdown') throw this.node.shuttingDownError();
     if (outcome === 'exists') {
       throw new JobExistsError(`pool ${this.#h.pool} already has a job ${key}`, {
@@ -155,7 +131,7 @@ export class JobClient {
         detail: { pool: this.#h.pool, key, maxQueuedJobs: max },
       });
     }
-    const incarnation = typeof outcome === 'object' ? outcome.mine : res.revision;
+    const incarnation = typeof outcome === 'object' ? outcome.mine : revision;
     if (!wait) {
       await this.#caughtUp(incarnation, signal, timeout);
       return;
@@ -431,6 +407,103 @@ export class JobClient {
     for (const set of sets) {
       if (!set) continue;
       for (const waiter of [...set]) waiter.check();
+    }
+  }
+
+  /**
+   * Admit one job. Admissions of this node are batched (group commit): every admission writes
+   * `meta`, so in parallel they would only conflict; instead one txn admits every pending job that
+   * fits (each job's admission is still all-or-nothing within that txn).
+   */
+  #admit(
+    request: Omit<Admission, 'resolve' | 'reject'>,
+  ): Promise<{ outcome: AdmitOutcome; revision: number }> {
+    if (request.signal?.aborted) return Promise.reject(abortedError(request.signal));
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ ...request, resolve, reject });
+      if (!this.#admitting) void this.#drainAdmissions();
+    });
+  }
+
+  async #drainAdmissions(): Promise<void> {
+    this.#admitting = true;
+    try {
+      while (this.#pending.length > 0) {
+        const batch: Admission[] = [];
+        for (const a of this.#pending.splice(0, ADMISSION_BATCH)) {
+          if (a.signal?.aborted) a.reject(abortedError(a.signal));
+          else batch.push(a);
+        }
+        if (batch.length === 0) continue;
+        try {
+          await this.#admitBatch(batch);
+        } catch (err) {
+          for (const a of batch) a.reject(err);
+        }
+      }
+    } finally {
+      this.#admitting = false;
+    }
+  }
+
+  /**
+   * One admission txn for `batch`: compares `meta` (admitted), the shutdown marker and each
+   * admitted job's key; puts the jobs and `admitted + n`. queued = admitted − retired, with the
+   * cached retired counts first (they only grow: a stale sum over-estimates queued); jobs refused
+   * as full get a second round with the retired counts read fresh.
+   */
+  async #admitBatch(batch: Admission[]): Promise<void> {
+    const { ctx, keys, state, options } = this.#h;
+    let retired = retiredTotal([...state.retired.values()].map((c) => c.kv));
+    let round = batch;
+    for (let attempt = 0; round.length > 0; attempt++) {
+      const jobKeys = round.map((a) => a.jobKey);
+      const res = await cas<AdmitOutcome[]>(ctx, [keys.meta, keys.shutdown, ...jobKeys], (read) => {
+        if (read(keys.shutdown)) return { done: round.map(() => 'shutdown' as const) };
+        const metaKv = read(keys.meta);
+        let queued = admittedOf(metaKv) - retired;
+        const outcomes: AdmitOutcome[] = [];
+        const compare = [unchanged(keys.meta, metaKv), absent(keys.shutdown)];
+        const success: TxnOp[] = [];
+        const taken = new Set<string>();
+        for (const a of round) {
+          const existing = read(a.jobKey);
+          if (existing) {
+            const j = decodeJson<JobRecord>(existing.value);
+            if (j.opId === a.record.opId) {
+              outcomes.push({ mine: existing.createRevision });
+              continue;
+            }
+            if (j.state !== 'failed') {
+              outcomes.push('exists');
+              continue;
+            }
+          }
+          if (taken.has(a.jobKey)) outcomes.push('exists');
+          else if (queued >= options.maxQueuedJobs) outcomes.push('full');
+          else {
+            taken.add(a.jobKey);
+            queued++;
+            compare.push(unchanged(a.jobKey, existing));
+            success.push({ type: 'put', key: a.jobKey, value: encodeJson(a.record) });
+            outcomes.push('created');
+          }
+        }
+        if (success.length === 0) return { done: outcomes };
+        success.push(admit(keys.meta, metaKv, opId(), success.length));
+        return { compare, success, result: outcomes };
+      });
+      const retry: Admission[] = [];
+      round.forEach((a, i) => {
+        const outcome = res.value[i] as AdmitOutcome;
+        if (outcome === 'full' && attempt === 0) retry.push(a);
+        else a.resolve({ outcome, revision: res.revision });
+      });
+      if (retry.length > 0) {
+        const { kvs } = await ctx.retry(() => ctx.store.range(keys.retiredPrefix));
+        retired = retiredTotal(kvs);
+      }
+      round = retry;
     }
   }
 

@@ -489,8 +489,9 @@ export class Ownership {
         signal,
       );
     } catch (err) {
-      // The reconciler releases owner records of ours that no local ownership claims.
-      this.host.logger.warn(`could not release pool job ${this.key}`, { error: err });
+      // The reconciler releases owner records of ours that no local ownership claims; a lost
+      // ownership's record goes with its lease.
+      if (!this.#lost) this.host.logger.warn(`could not release pool job ${this.key}`, { error: err });
     }
   }
 

@@ -14,6 +14,8 @@
  * It also checks each local ownership against the store: an owner record that vanished (or a job
  * record that did) ends the local execution.
  */
+import { setMaxListeners } from 'node:events';
+import type { LeaseKeeper } from '../cluster/lease-keeper.js';
 import { decodeJson, encodeJson } from '../core/context.js';
 import { opId } from '../core/ids.js';
 import { isRotaError } from '../errors.js';
@@ -40,6 +42,8 @@ export class Reconciler {
   /** When each eligible job was first seen unowned (local monotonic), per job modRevision. */
   readonly #unowned = new Map<string, { since: number; revision: number }>();
   #stopped = false;
+  /** One abort signal per pool lease for the acquire txns (many listeners; see `#leaseSignal`). */
+  #scope: { lease: LeaseKeeper; signal: AbortSignal } | null = null;
 
   constructor(
     private readonly host: PoolHost,
@@ -212,6 +216,19 @@ export class Reconciler {
       });
   }
 
+  /** Aborts when `lease` is lost; shared by every acquire txn on it (so no listener-count warning). */
+  #leaseSignal(lease: LeaseKeeper): AbortSignal {
+    if (this.#scope?.lease !== lease) {
+      const controller = new AbortController();
+      setMaxListeners(0, controller.signal);
+      if (lease.signal.aborted) controller.abort(lease.signal.reason);
+      else
+        lease.signal.addEventListener('abort', () => controller.abort(lease.signal.reason), { once: true });
+      this.#scope = { lease, signal: controller.signal };
+    }
+    return this.#scope.signal;
+  }
+
   #acquire(key: string, job: Cached<JobRecord>, worker: WorkerImpl, fallback: boolean): void {
     const { host } = this;
     const lease = host.lease();
@@ -261,7 +278,7 @@ export class Reconciler {
               result: 0,
             };
           },
-          { initial, signal: lease.signal },
+          { initial, signal: this.#leaseSignal(lease) },
         );
         const token = res.wrote ? res.revision : res.value;
         if (!token) return;
