@@ -7,7 +7,7 @@
  */
 import { combinedSignal } from '../cluster/contender.js';
 import type { Cluster } from '../cluster/index.js';
-import { LeaseKeeper, localMargin } from '../cluster/lease-keeper.js';
+import { LeaseKeeper } from '../cluster/lease-keeper.js';
 import type { Ticker, TickerOptions } from '../cluster/ticker.js';
 import { decodeJson, encodeJson, type RotaContext } from '../core/context.js';
 import { EventBus } from '../core/events.js';
@@ -17,6 +17,7 @@ import {
   AbortedError,
   abortedError,
   ClientOnlyError,
+  LeaseLostError,
   PoolClosedError,
   PoolShuttingDownError,
   type RotaError,
@@ -25,7 +26,7 @@ import {
 import type { TxnOp } from '../store/port.js';
 import { sleep } from '../time/clock.js';
 import { checkFunction, checkInt, checkName, invalid } from '../validate.js';
-import { absent } from './cas.js';
+import { abortable, absent } from './cas.js';
 import type { PoolEventMap } from './events.js';
 import type { JobHandler } from './handler.js';
 import type { PoolHost } from './host.js';
@@ -58,6 +59,8 @@ import { type PoolWorker, type PoolWorkerInfo, WorkerImpl } from './worker.js';
 
 /** How often `shutdown()` re-reads whether workers and owners are gone. */
 const SHUTDOWN_POLL_MS = 100;
+/** Bound on each store call that cleans up after the stops in `removeWorker` and `close`. */
+const STORE_CLEANUP_MS = 5000;
 
 export class PoolNode {
   readonly name: string;
@@ -188,6 +191,7 @@ export class PoolNode {
       );
       if (!res.succeeded) throw this.#shuttingDownError();
       this.#lease = lease;
+      if (!lease.held) throw new LeaseLostError(`pool ${this.name}: the pool lease was lost while joining`);
       await this.#state.start(this.#stop.signal);
       await this.#state.waitFor(res.revision, this.#stop.signal);
     } catch (err) {
@@ -404,9 +408,12 @@ export class PoolNode {
         const stops = [...w.owned.values()].map((o) => o.requestStop(reason));
         await raceSignal(Promise.allSettled(stops), bound.signal);
       }
+      // Its own bound: the stop budget may be spent, the record should still go.
+      const deleting = combinedSignal(ctx, [], { ms: STORE_CLEANUP_MS, reason: () => new AbortedError() });
       await ctx
-        .retry(() => ctx.store.delete(this.#keys.worker(w.id)), this.#closed ? undefined : bound.signal)
-        .catch((err) => this.#logger.debug('could not delete a worker record', { error: err }));
+        .retry(() => abortable(ctx.store.delete(this.#keys.worker(w.id)), deleting.signal), deleting.signal)
+        .catch((err) => this.#logger.debug('could not delete a worker record', { error: err }))
+        .finally(() => deleting.dispose());
       if (bound.signal.aborted) {
         const reasonErr = bound.signal.reason;
         throw signal?.aborted ? abortedError(signal) : reasonErr;
@@ -551,6 +558,8 @@ export class PoolNode {
           this.#recovering = false;
           this.events.emit('pool:recovered', { pool: this.name, nodeId: this.nodeId });
           this.#reconciler.poke();
+          // Lost again before it was installed (its loss was ignored then): handle it now.
+          if (!lease.held) void this.#onLeaseLost(lease, 'lost while registering');
           return;
         } catch (err) {
           await lease.revoke();
@@ -601,15 +610,13 @@ export class PoolNode {
     this.#lease = null;
     for (const o of this.#owned.values()) void o.lose('the pool node closed');
     if (lease) {
-      const bound = combinedSignal(ctx, [], {
-        ms: localMargin(lease.ttl) * 4,
-        reason: () => new AbortedError(),
-      });
+      const bound = combinedSignal(ctx, [], { ms: STORE_CLEANUP_MS, reason: () => new AbortedError() });
       await ctx
-        .retry(() => ctx.store.delete(this.#keys.node(this.nodeId)), bound.signal)
+        .retry(() => abortable(ctx.store.delete(this.#keys.node(this.nodeId)), bound.signal), bound.signal)
         .catch((err) => this.#logger.debug('could not delete the pool node record', { error: err }));
       bound.dispose();
-      await lease.revoke();
+      // A store that does not answer must not hold up closing: the lease then expires by itself.
+      await raceSignal(lease.revoke(), undefined, STORE_CLEANUP_MS, ctx);
     }
     this.#stop.abort();
     this.#jobs.failAll(this.#closedError());
