@@ -55,8 +55,12 @@ export class LeaseKeeper {
     hooks: LeaseKeeperHooks = {},
     options: { signal?: AbortSignal; lostError?: (reason: string) => Error; keepAlive?: boolean } = {},
   ): Promise<LeaseKeeper> {
-    const sent = ctx.clock.monotonic();
-    const lease = await ctx.retry(() => ctx.store.grant(ttl), options.signal);
+    // The send time of the attempt that succeeded: retries before it must not shorten the lease.
+    let sent = ctx.clock.monotonic();
+    const lease = await ctx.retry(() => {
+      sent = ctx.clock.monotonic();
+      return ctx.store.grant(ttl);
+    }, options.signal);
     const lostError =
       options.lostError ??
       ((reason: string) => new LeaseLostError(`lease lost: ${reason}`, { detail: { reason } }));
@@ -99,17 +103,23 @@ export class LeaseKeeper {
     return this.#state === 'lost' || this.#state === 'closed';
   }
 
-  #armKeepAlive(): void {
+  /**
+   * Keep-alives are due `ttl/3` after the send time of the last acknowledged one (or of the grant),
+   * so a slow grant or a slow answer shortens the wait instead of eating the safety margin.
+   */
+  #armKeepAlive(from = this.#lastAckSent): void {
     this.ctx.clock.clearTimeout(this.#keepAliveTimer);
-    this.#keepAliveTimer = this.ctx.clock.setTimeout(() => void this.#keepAlive(), this.lease.ttl / 3);
+    const delay = Math.max(0, from + this.lease.ttl / 3 - this.ctx.clock.monotonic());
+    this.#keepAliveTimer = this.ctx.clock.setTimeout(() => void this.#keepAlive(), delay);
   }
 
   async #keepAlive(): Promise<void> {
     if (this.#ended()) return;
-    this.#armKeepAlive();
+    const sent = this.ctx.clock.monotonic();
+    // The next attempt follows this one's send time, even if this answer never comes.
+    this.#armKeepAlive(sent);
     if (this.#inFlight) return;
     this.#inFlight = true;
-    const sent = this.ctx.clock.monotonic();
     try {
       await this.ctx.store.keepAlive(this.lease.id);
       if (this.#ended()) return;
@@ -121,6 +131,7 @@ export class LeaseKeeper {
           this.hooks.onLive?.();
         }
         this.#armWatchdog();
+        this.#armKeepAlive();
       }
     } catch (err) {
       if (this.#ended()) return;

@@ -177,49 +177,40 @@ export class Session {
       const value = encodeJson(this.#record(sessionId));
       // A fresh node must find the key absent; a reconnecting node may replace its own previous
       // record, which the store may not have expired yet.
-      const expected = replacing ? this.#memberRevision : 0;
       const put = { type: 'put' as const, key: this.#memberKey, value, lease: keeper.id };
-      const res = await this.ctx.retry(
-        () =>
-          store.txn({
-            compare: [{ key: this.#memberKey, target: 'createRevision', op: '==', value: expected }],
-            success: [put],
-            failure: [{ type: 'get', key: this.#memberKey }],
-          }),
-        signal,
-      );
-      let revision = res.revision;
-      if (!res.succeeded) {
+      let expected = replacing ? this.#memberRevision : 0;
+      let revision = 0;
+      for (let attempt = 0; revision === 0; attempt++) {
+        const res = await this.ctx.retry(
+          () =>
+            store.txn({
+              compare: [{ key: this.#memberKey, target: 'createRevision', op: '==', value: expected }],
+              success: [put],
+              failure: [{ type: 'get', key: this.#memberKey }],
+            }),
+          signal,
+        );
+        if (res.succeeded) {
+          // The member key's createRevision fences later writes; a put over an existing key keeps it.
+          revision = expected === 0 ? res.revision : expected;
+          break;
+        }
         const current = res.results[0]?.type === 'get' ? res.results[0].kv : null;
         const theirs = current ? safeDecode(current.value) : null;
-        const ours = replacing && theirs?.nodeId === this.ctx.nodeId && theirs.sessionId === this.#sessionId;
-        if (current && !ours) {
+        if (current && theirs?.sessionId === sessionId && current.lease === keeper.id) {
+          // The new sessionId doubles as the op id: an earlier, ambiguous attempt of this very write
+          // landed (cluster.md §5), so the key is ours already.
+          revision = current.createRevision;
+          break;
+        }
+        const stale = replacing && theirs?.nodeId === this.ctx.nodeId && theirs.sessionId === this.#sessionId;
+        if ((current && !stale) || attempt >= 3) {
           throw new NodeIdInUseError(`another live session uses node id ${this.ctx.nodeId}`, {
             detail: { nodeId: this.ctx.nodeId, sessionId: theirs?.sessionId },
           });
         }
-        // The old key vanished meanwhile, or is our own stale one: take the id now.
-        const again = await this.ctx.retry(
-          () =>
-            store.txn({
-              compare: [
-                {
-                  key: this.#memberKey,
-                  target: 'createRevision',
-                  op: '==',
-                  value: current?.createRevision ?? 0,
-                },
-              ],
-              success: [put],
-            }),
-          signal,
-        );
-        if (!again.succeeded) {
-          throw new NodeIdInUseError(`node id ${this.ctx.nodeId} was taken while connecting`, {
-            detail: { nodeId: this.ctx.nodeId },
-          });
-        }
-        revision = again.revision;
+        // The old key vanished meanwhile, or is our own stale one: take the id from its current state.
+        expected = current?.createRevision ?? 0;
       }
       this.#keeper = keeper;
       this.#sessionId = sessionId;

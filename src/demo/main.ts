@@ -6,11 +6,19 @@
  * it stops renewing and stops working, without any cleanup. Its lease expires by the store's
  * clock, the watchers see its key vanish, the next candidate takes over, and its unfinished
  * claims are re-taken by the survivors. At the end every task is checked to have completed once.
+ *
+ * The store is the embedded SQLite store, in a fresh file per run; `ROTA_STORE` picks another.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { openStore } from '../store/open.js';
 import type { Store } from '../store/port.js';
+import { sqliteUrl } from '../store/sqlite/options.js';
 
-const STORE_URL = process.env.ROTA_STORE ?? 'memory:demo';
+// The embedded SQLite store in a fresh temp folder per run (removed at the end); ROTA_STORE overrides.
+const TEMP_DIR = process.env.ROTA_STORE ? null : mkdtempSync(join(tmpdir(), 'rota-demo-'));
+const STORE_URL = process.env.ROTA_STORE ?? sqliteUrl(join(TEMP_DIR as string, 'demo.db'));
 const NODES = ['node-a', 'node-b', 'node-c'];
 const LEASE_TTL = 2000;
 const RUN_MS = Number(process.env.ROTA_DEMO_MS ?? 12_000);
@@ -175,6 +183,11 @@ async function main(): Promise<void> {
   }
   console.log('every task completed exactly once');
 }
+
+const removeTemp = () => {
+  if (TEMP_DIR) rmSync(TEMP_DIR, { recursive: true, force: true });
+};
+process.on('exit', removeTemp);
 
 main().catch((err) => {
   console.error(err);

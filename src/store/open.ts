@@ -4,7 +4,10 @@
  * | URL | store |
  * |---|---|
  * | `memory:` / `memory:<name>` | in-process (private, or shared by name within the process) |
+ * | `sqlite:./file.db`, `sqlite:/abs/file.db`, `sqlite::memory:` | SQLite file shared by processes on one host (WAL) |
  * | `etcd://host:2379[,host2:2379][/?prefix=rota/]` | etcd (`src/store/etcd/`), loaded on first use |
+ * | `postgres://…` / `postgresql://…` | PostgreSQL (node-postgres pool; `?schema=`, `?poolSize=`, ...) |
+ * | `redis://host:port[/db]?prefix=…` / `rediss://…` | Redis (TLS with `rediss:`), see docs/stores.md |
  */
 import { InvalidArgumentError, UnknownStoreError } from '../errors.js';
 import type { Clock } from '../time/clock.js';
@@ -12,7 +15,10 @@ import { openMemoryStore } from './memory/index.js';
 import type { Store } from './port.js';
 import { VALIDATED, withValidation } from './validating-store.js';
 
-/** The store Rota uses when none is configured: the embedded SQLite file. */
+/**
+ * The store used when none is configured: the embedded SQLite file `./.rota/rota.db`, relative to
+ * the current directory (created with its folder on first use).
+ */
 export const DEFAULT_EMBEDDED_STORE = 'sqlite:./.rota/rota.db';
 
 /** Options understood by `openStore`; each backend reads the ones that concern it. */
@@ -35,8 +41,22 @@ const openers = new Map<string, StoreOpener>([
     async (url, options) =>
       openMemoryStore(url.pathname, { ...(options.clock ? { clock: options.clock } : {}) }),
   ],
+  // Loaded on first use, so the native driver is needed only by those who open a SQLite store.
+  ['sqlite:', async (url, options) => (await import('./sqlite/index.js')).openSqliteStore(url, options)],
+  // Loaded on first use, so only programs that open PostgreSQL load its driver.
+  [
+    'postgres:',
+    async (url, options) => (await import('./postgres/index.js')).openPostgresStore(url, options),
+  ],
+  [
+    'postgresql:',
+    async (url, options) => (await import('./postgres/index.js')).openPostgresStore(url, options),
+  ],
   // Loaded on demand, so the gRPC client is only imported by programs that use etcd.
   ['etcd:', async (_url, options, raw) => (await import('./etcd/index.js')).openEtcdStore(raw, options)],
+  // Loaded on first use, so that processes without Redis never load its driver.
+  ['redis:', async (url, options) => (await import('./redis/index.js')).openRedisStore(url, options)],
+  ['rediss:', async (url, options) => (await import('./redis/index.js')).openRedisStore(url, options)],
 ]);
 
 /** WHATWG URLs refuse `scheme://h1:p1,h2:p2/...`; parse such a URL with its first host. */

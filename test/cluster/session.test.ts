@@ -1,5 +1,6 @@
 /** cluster.md §2.1–2.2: sessions and membership (CL-1 … CL-8, CL-31). */
 import { describe, it } from 'node:test';
+import { StoreUnavailableError } from '../../src/errors.js';
 import { Rota } from '../../src/rota.js';
 import { MemoryEngine } from '../../src/store/memory/index.js';
 import { FaultyStore } from '../../src/testing/index.js';
@@ -13,7 +14,8 @@ import {
   withStoreCluster,
 } from '../support/scenarios.js';
 
-const TTL = 1000;
+// Nodes meant to die use a short TTL; 3 s leaves room for store round trips under a loaded machine.
+const TTL = 3000;
 
 allStores('cluster sessions', {
   'CL-1 a closing node leaves at once and watchers see it': async (fixture) => {
@@ -223,5 +225,74 @@ describe('cluster sessions (memory, manual clock)', () => {
     ]) {
       await rejectsWith(Rota.connect({ store: 'memory:', ...(bad as object) }), 'ROTA_INVALID_ARGUMENT');
     }
+  });
+});
+
+describe('lease keeper (memory, manual clock)', () => {
+  it('a grant that succeeds after retries starts its lease at the successful send', async () => {
+    await withManualCluster({ nodes: 1, nodeOptions: { sessionTtl: 3000 } }, async (cluster) => {
+      const a = cluster.node('n1');
+      const started: string[] = [];
+      a.rota.events.on('session:started', (e) => started.push(e.sessionId));
+      cluster.partition(a);
+      await cluster.advance(3000); // lost; reconnect attempts now fail and back off
+      await cluster.advance(8000);
+      cluster.heal(a);
+      await cluster.advance(6000); // a retry succeeds at some point in here
+      assert.equal(started.length, 1, 'exactly one new session');
+      await cluster.advance(10_000);
+      assert.equal(started.length, 1, 'the new session was not lost right away');
+      assert.equal(a.rota.cluster.session.state, 'live');
+    });
+  });
+});
+
+describe('session reconnect (memory, manual clock)', () => {
+  it('after a reconnect that replaced the old record, capability updates still land', async () => {
+    await withManualCluster({ nodes: 1, nodeOptions: { sessionTtl: 10_000 } }, async (cluster) => {
+      const a = cluster.node('n1');
+      // Lose the session locally while the store still has the old record: the reconnect replaces it.
+      a.rota.cluster.session.expireLocally('test');
+      await cluster.advance(1000);
+      assert.equal(a.rota.cluster.session.state, 'live');
+      await a.rota.cluster.session.setCapabilities('queues', ['emails']);
+      const [member] = await a.rota.cluster.members({ fresh: true });
+      assert.deepEqual(member?.capabilities.queues, ['emails']);
+      assert.equal(member?.sessionId, a.rota.cluster.session.sessionId);
+    });
+  });
+
+  it('a member write that landed but whose answer was lost is recognised, not taken for another node', async () => {
+    await withManualCluster({ nodes: 1, nodeOptions: { sessionTtl: 3000 } }, async (cluster) => {
+      const a = cluster.node('n1');
+      // Let the store expire the old record first, so the reconnect creates the key afresh.
+      cluster.partition(a);
+      await cluster.advance(4000);
+      cluster.heal(a);
+      const started: string[] = [];
+      a.rota.events.on('session:started', (e) => started.push(e.sessionId));
+      const store = a.faults;
+      // Make the next txn apply at the store but lose its answer, like a timeout after sending.
+      const txn = store.inner.txn.bind(store.inner);
+      let dropped = false;
+      let droppedSession = '';
+      store.inner.txn = async (request) => {
+        const result = await txn(request);
+        const put = request.success.find((op) => op.type === 'put' && op.key.includes('/cluster/members/'));
+        if (!dropped && result.succeeded && put?.type === 'put') {
+          dropped = true;
+          droppedSession = JSON.parse(new TextDecoder().decode(put.value)).sessionId;
+          throw new StoreUnavailableError('answer lost', { detail: { ambiguous: true } });
+        }
+        return result;
+      };
+      await cluster.advance(8000);
+      assert.equal(dropped, true);
+      assert.equal(a.rota.cluster.session.sessionId, droppedSession, 'the landed write is the live session');
+      assert.equal(started.length, 1, 'one new session, not a second one after a false conflict');
+      assert.equal(a.rota.cluster.session.state, 'live');
+      await cluster.advance(30_000);
+      assert.equal(started.length, 1);
+    });
   });
 });

@@ -6,11 +6,17 @@
  * under CI=true where that is a failure.
  */
 
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 import type { StoreFixture } from '../../src/store/conformance/index.js';
 import { MemoryEngine } from '../../src/store/memory/index.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/port.js';
+import { sqliteUrl } from '../../src/store/sqlite/index.js';
 
 export interface BackendFixture extends StoreFixture {
   /** Environment variable holding the server URL, for backends that need one. */
@@ -32,6 +38,114 @@ const memory: BackendFixture = {
       async destroy() {
         await Promise.all(clients.map((c) => c.close()));
         engine.kv.dispose();
+      },
+    };
+  },
+};
+
+const sqlite: BackendFixture = {
+  name: 'sqlite',
+  async create() {
+    const dir = mkdtempSync(join(tmpdir(), 'rota-sqlite-'));
+    const url = sqliteUrl(join(dir, 'store.db'));
+    const clients: Store[] = [];
+    const open = async () => {
+      const client = await openStore(url);
+      clients.push(client);
+      return client;
+    };
+    try {
+      return {
+        store: await open(),
+        connect: open,
+        async destroy() {
+          await Promise.all(clients.map((c) => c.close()));
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  },
+};
+
+/** Drop a PostgreSQL schema and everything in it (test cleanup). */
+export async function dropPostgresSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh schema name for one test. */
+export function testSchema(): string {
+  return `rota_t${randomBytes(6).toString('hex')}`;
+}
+
+const postgres: BackendFixture = {
+  name: 'postgres',
+  serverEnv: 'ROTA_TEST_POSTGRES_URL',
+  async create() {
+    const url = process.env.ROTA_TEST_POSTGRES_URL as string;
+    // Each test gets its own schema; small pools keep 8 parallel tests x 2 clients well within
+    // the server's connection limit.
+    const options = { schema: testSchema(), poolSize: 3 };
+    const clients: Store[] = [await openStore(url, options)];
+    return {
+      store: clients[0]!,
+      async connect() {
+        const client = await openStore(url, options);
+        clients.push(client);
+        return client;
+      },
+      async destroy() {
+        await Promise.all(clients.map((c) => c.close()));
+        await dropPostgresSchema(url, options.schema);
+      },
+    };
+  },
+};
+
+/** Delete every key of a Redis store prefix (`{prefix}:*`). */
+export async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await admin.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await admin.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    admin.disconnect();
+  }
+}
+
+const redis: BackendFixture = {
+  name: 'redis',
+  serverEnv: 'ROTA_TEST_REDIS_URL',
+  async create() {
+    const url = process.env.ROTA_TEST_REDIS_URL as string;
+    // Each test gets its own key prefix, dropped in destroy().
+    const prefix = `rt-${randomBytes(6).toString('hex')}`;
+    const open = () => openStore(url, { prefix });
+    const clients: Store[] = [await open()];
+    return {
+      store: clients[0]!,
+      async connect() {
+        const client = await open();
+        clients.push(client);
+        return client;
+      },
+      async destroy() {
+        await Promise.all(clients.map((c) => c.close()));
+        await dropRedisPrefix(url, prefix);
       },
     };
   },
@@ -73,7 +187,7 @@ const etcd: BackendFixture = {
 };
 
 /** Every backend fixture this build has, in a stable order. */
-export const allFixtures: BackendFixture[] = [memory, etcd];
+export const allFixtures: BackendFixture[] = [memory, sqlite, postgres, redis, etcd];
 
 /** The fixtures selected by ROTA_TEST_STORES (default: all). Unknown names are an error. */
 export function selectedFixtures(): BackendFixture[] {

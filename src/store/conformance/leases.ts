@@ -55,14 +55,15 @@ export const leaseTests: ConformanceGroup = {
   },
 
   'keepAlive holds a lease past its TTL': async ({ store }) => {
-    const lease = await store.grant(1000);
+    // A 2 s lease renewed every 300 ms outlives its TTL, with room for slow round trips under load.
+    const lease = await store.grant(2000);
     await store.put('ka/a', enc('a'), { lease: lease.id });
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 8; i++) {
       await delay(300);
       const renewed = await store.keepAlive(lease.id);
-      assert.equal(renewed.ttl, 1000);
+      assert.equal(renewed.ttl, 2000);
     }
-    assert.ok((await store.get('ka/a')).kv, 'the key survived 1.8 s on a 1 s lease');
+    assert.ok((await store.get('ka/a')).kv, 'the key survived 2.4 s on a 2 s lease');
     await store.revoke(lease.id);
   },
 
@@ -120,8 +121,19 @@ export const leaseTests: ConformanceGroup = {
 
   'many keys on one lease expire together': async ({ store }) => {
     const lease = await store.grant(1000);
-    for (let i = 0; i < 50; i++) await store.put(`many/${i}`, enc(String(i)), { lease: lease.id });
-    await store.put('many/stay', enc('s'));
+    // One txn, so a slow store cannot let the 1 s lease run out half-way through the writes.
+    await store.txn({
+      compare: [],
+      success: [
+        ...Array.from({ length: 50 }, (_, i) => ({
+          type: 'put' as const,
+          key: `many/${i}`,
+          value: enc(String(i)),
+          lease: lease.id,
+        })),
+        { type: 'put', key: 'many/stay', value: enc('s') },
+      ],
+    });
     await eventually(
       async () => (await store.range('many/')).kvs.length === 1,
       4000,

@@ -432,12 +432,13 @@ export const queueTests: ConformanceGroup = {
 
   'renew extends the lease and stores progress; unknown tokens are stale': async ({ store }) => {
     await store.enqueue([item('rn')]);
-    const it = await claimOne(store, 'w', { start: true, leaseTtl: 1000 });
+    // Renewing every 400 ms keeps a 2 s lease alive with room for slow round trips.
+    const it = await claimOne(store, 'w', { start: true, leaseTtl: 2000 });
     for (let i = 0; i < 4; i++) {
       await delay(400);
       const [res] = await store.renew(
         [{ id: 'rn', token: it.token as number, progress: String(i * 25) }],
-        1000,
+        2000,
       );
       assert.equal(res?.status, 'ok');
       assert.ok((res?.leaseExpiresAt ?? 0) > (await store.now()));
@@ -701,13 +702,15 @@ export const queueTests: ConformanceGroup = {
   },
 
   'sweep applies expired leases (reclaim, stall, unresolve)': async ({ store }) => {
-    await store.enqueue([item('a'), item('b'), item('c')]);
-    await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 1000 });
-    await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 1000, start: true });
+    // The completed item is prepared first, so the three short leases start close together.
+    await store.enqueue([item('c')]);
     const c = await claimOne(store, 'w', { start: true });
     await store.settle([{ op: 'complete', ...fenced(c), result: null }]);
-    await store.claim({ queue: 'q', owner: 'r', limit: 1, leaseTtl: 1000, from: 'completed' });
-    await delay(1200);
+    await store.enqueue([item('a'), item('b')]);
+    await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 2000 });
+    await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 2000, start: true });
+    await store.claim({ queue: 'q', owner: 'r', limit: 1, leaseTtl: 2000, from: 'completed' });
+    await delay(2300);
     const swept = await store.sweep();
     assert.equal(swept.reclaimed, 1);
     assert.equal(swept.stalled, 1);

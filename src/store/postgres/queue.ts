@@ -1,0 +1,240 @@
+/**
+ * The Queue half of the port over PostgreSQL. Every call is one round trip to a server-side
+ * function (sql/migrations/1/06-queue-writes.sql, 07-queue-reads.sql) that implements the queue
+ * model of src/store/queue-model.ts in SQL.
+ */
+import { toSafeInteger } from '../keys.js';
+import type {
+  ChangesQuery,
+  ChangesResult,
+  ClaimRequest,
+  ClaimResult,
+  EnqueueResult,
+  ItemState,
+  ListQuery,
+  ListResult,
+  NewItem,
+  QueueCounts,
+  QueueItem,
+  RenewEntry,
+  RenewResult,
+  SettleOp,
+  SettleResult,
+  SettleStatus,
+  SweepOptions,
+  SweepResult,
+} from '../port.js';
+import { ITEM_DEFAULTS } from '../port.js';
+import type { Db } from './db.js';
+import { checkText, type ItemRow, itemOf, newItemJson, settleOpJson } from './queue-rows.js';
+import { query } from './sql.js';
+
+/** How long `changes` waits for transactions in flight before it reads (see 07-queue-reads.sql). */
+const FEED_WAIT_MS = 1_000;
+
+/** States after which subscribers are woken (work became runnable, or something finished). */
+const WAKING = new Set(['pending', 'completed', 'deleted']);
+
+function emptyCounts(): QueueCounts {
+  return { pending: 0, claimed: 0, running: 0, completed: 0, resolving: 0 };
+}
+
+export class PgQueue {
+  readonly #db: Db;
+  readonly #written: (queues: Iterable<string>) => void;
+
+  /** `written` is told the queues this client changed in a way subscribers care about. */
+  constructor(db: Db, written: (queues: Iterable<string>) => void) {
+    this.#db = db;
+    this.#written = written;
+  }
+
+  async enqueue(items: NewItem[]): Promise<EnqueueResult[]> {
+    const json = JSON.stringify(items.map(newItemJson));
+    const res = await this.#db.run<{
+      r_ord: number;
+      r_id: string;
+      r_seq: string;
+      r_status: string;
+      r_queue: string;
+    }>(
+      query('queue-enqueue'),
+      [json],
+      // A concurrent enqueue of the same id: run again, the duplicate check then decides.
+      { write: true, rerunOn: ['23505'] },
+    );
+    const rows = [...res.rows].sort((a, b) => a.r_ord - b.r_ord);
+    this.#written(new Set(rows.filter((r) => r.r_status !== 'deduplicated').map((r) => r.r_queue)));
+    return rows.map((r) => ({
+      id: r.r_id,
+      seq: toSafeInteger(r.r_seq, 'seq'),
+      status: r.r_status as EnqueueResult['status'],
+    }));
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    const from = request.from ?? 'pending';
+    // The row without an id only carries nextRunAt (see 06-queue-writes.sql).
+    type ClaimRow = ItemRow | { id: null; run_at: string | null };
+    const res = await this.#db.run<ClaimRow>(
+      query('queue-claim'),
+      [request.queue, request.owner, request.limit, request.leaseTtl, request.start ?? false, from],
+      { write: true },
+    );
+    const items: QueueItem[] = [];
+    let nextRunAt: number | null = null;
+    for (const row of res.rows) {
+      if (row.id === null) nextRunAt = row.run_at === null ? null : toSafeInteger(row.run_at, 'time');
+      else items.push(itemOf(row) as QueueItem);
+    }
+    return { items, nextRunAt };
+  }
+
+  async renew(entries: RenewEntry[], leaseTtl: number): Promise<RenewResult[]> {
+    entries.forEach((e, i) => {
+      checkText(`entries[${i}].progress`, e.progress);
+    });
+    const res = await this.#db.run<{
+      r_ord: number;
+      r_status: RenewResult['status'];
+      r_lease_expires_at: string | null;
+      r_state: string | null;
+      r_queue: string | null;
+      r_changed: boolean;
+    }>(
+      query('queue-renew'),
+      [
+        entries.map((e) => e.id),
+        entries.map((e) => e.token),
+        entries.map((e) => e.progress ?? null),
+        entries.map((e) => e.progress !== undefined),
+        leaseTtl,
+      ],
+      { write: true },
+    );
+    const rows = [...res.rows].sort((a, b) => a.r_ord - b.r_ord);
+    this.#wake(rows);
+    return rows.map((r, i) => ({
+      id: entries[i]?.id as string,
+      status: r.r_status,
+      leaseExpiresAt: r.r_lease_expires_at === null ? null : toSafeInteger(r.r_lease_expires_at, 'time'),
+    }));
+  }
+
+  async settle(ops: SettleOp[]): Promise<SettleResult[]> {
+    const json = JSON.stringify(ops.map(settleOpJson));
+    const res = await this.#db.run<{
+      r_ord: number;
+      r_status: SettleStatus;
+      r_state: string | null;
+      r_outcome: SettleResult['outcome'];
+      r_queue: string | null;
+      r_changed: boolean;
+    }>(query('queue-settle'), [json], { write: true });
+    const rows = [...res.rows].sort((a, b) => a.r_ord - b.r_ord);
+    this.#wake(rows);
+    return rows.map((r, i) => {
+      const live = r.r_state !== null && r.r_state !== 'deleted';
+      return {
+        id: ops[i]?.id as string,
+        status: r.r_status,
+        state: live ? (r.r_state as ItemState) : null,
+        outcome: live ? r.r_outcome : null,
+      };
+    });
+  }
+
+  #wake(rows: { r_state: string | null; r_queue: string | null; r_changed: boolean }[]): void {
+    const queues = new Set<string>();
+    for (const r of rows) {
+      if (r.r_changed && r.r_queue !== null && r.r_state !== null && WAKING.has(r.r_state))
+        queues.add(r.r_queue);
+    }
+    if (queues.size > 0) this.#written(queues);
+  }
+
+  async getItem(id: string): Promise<QueueItem | null> {
+    const res = await this.#db.run<ItemRow>(query('queue-get'), [id], { write: false });
+    const row = res.rows[0];
+    return row ? (itemOf(row) as QueueItem) : null;
+  }
+
+  async listItems(q: ListQuery): Promise<ListResult> {
+    const limit = q.limit ?? ITEM_DEFAULTS.listLimit;
+    const res = await this.#db.run<ItemRow>(
+      query('queue-list'),
+      [q.afterSeq ?? 0, q.queue ?? null, q.state ?? null, q.owner ?? null, limit + 1],
+      { write: false },
+    );
+    const items = res.rows.map((r) => itemOf(r) as QueueItem);
+    if (items.length > limit) {
+      items.length = limit;
+      return { items, nextAfterSeq: items[items.length - 1]?.seq ?? null };
+    }
+    return { items, nextAfterSeq: null };
+  }
+
+  async countItems(queue?: string): Promise<Record<string, QueueCounts>> {
+    const res = await this.#db.run<{ queue: string; state: ItemState; n: number }>(
+      query('queue-count'),
+      [queue ?? null],
+      { write: false },
+    );
+    const out: Record<string, QueueCounts> = {};
+    for (const row of res.rows) {
+      const counts = out[row.queue] ?? emptyCounts();
+      counts[row.state] = row.n;
+      out[row.queue] = counts;
+    }
+    if (queue !== undefined && !out[queue]) out[queue] = emptyCounts();
+    return out;
+  }
+
+  async changes(q: ChangesQuery): Promise<ChangesResult> {
+    const limit = q.limit ?? ITEM_DEFAULTS.changesLimit;
+    const res = await this.#db.run<ItemRow>(
+      query('queue-changes'),
+      [q.after, q.queue ?? null, limit, FEED_WAIT_MS],
+      { write: false },
+    );
+    const items = res.rows.map(itemOf);
+    return { items, cursor: items.length > 0 ? (items[items.length - 1]?.changeSeq ?? q.after) : q.after };
+  }
+
+  async sweep(options: SweepOptions = {}): Promise<SweepResult> {
+    const res = await this.#db.run<{
+      reclaimed: number;
+      stalled: number;
+      unstarted: number;
+      timed_out: number;
+      unclaimed: number;
+      unresolved: number;
+      pruned: number;
+      purged: number;
+      more: boolean;
+      queues: string[];
+    }>(
+      query('queue-sweep'),
+      [
+        options.startTimeout ?? null,
+        options.abortGrace ?? 0,
+        options.tombstoneTtl ?? ITEM_DEFAULTS.tombstoneTtl,
+        options.limit ?? ITEM_DEFAULTS.sweepLimit,
+      ],
+      { write: true },
+    );
+    const row = res.rows[0];
+    if (row && row.queues.length > 0) this.#written(row.queues);
+    return {
+      reclaimed: row?.reclaimed ?? 0,
+      stalled: row?.stalled ?? 0,
+      unstarted: row?.unstarted ?? 0,
+      timedOut: row?.timed_out ?? 0,
+      unclaimed: row?.unclaimed ?? 0,
+      unresolved: row?.unresolved ?? 0,
+      pruned: row?.pruned ?? 0,
+      purged: row?.purged ?? 0,
+      more: row?.more ?? false,
+    };
+  }
+}

@@ -1,0 +1,1 @@
+SELECT kv_compact($1::bigint)

@@ -1,0 +1,1 @@
+SELECT published, next_in FROM kv_maintain($1::int, $2::bigint)

@@ -1,0 +1,1 @@
+SELECT revision, compact_revision FROM meta WHERE id = 1

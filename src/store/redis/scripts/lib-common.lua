@@ -1,0 +1,28 @@
+-- lib-common: prepended to every script (see ../scripts.ts).
+-- KEYS[1] is the hash-tagged prefix `{<prefix>}`; every key name is built from it, so all keys of
+-- one prefix live in one Redis Cluster slot and EVALSHA routes by KEYS[1].
+local P = KEYS[1]
+
+-- Store time: the Redis server clock, in epoch milliseconds. Never the client's clock.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Integers as decimal text. tostring() would print 1e+15 past 14 digits.
+local function int(n)
+  return string.format('%d', n)
+end
+
+-- Fixed-width decimal, so that byte order of members equals numeric order.
+local function pad(n)
+  return string.format('%016d', n)
+end
+
+-- Call `cmd key ...` with `args` split in chunks (Lua's unpack() stops near 8 000 values).
+local function chunked(cmd, key, args, step)
+  for i = 1, #args, step do
+    local last = math.min(i + step - 1, #args)
+    redis.call(cmd, key, unpack(args, i, last))
+  end
+end

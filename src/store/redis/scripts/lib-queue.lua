@@ -1,0 +1,773 @@
+-- lib-queue: the queue state machine of src/store/queue-model.ts, written in Lua, plus the
+-- indexes it maintains. Every transition function here mirrors the TypeScript function of the
+-- same name; keep them in step (the conformance suite holds both to the same behaviour).
+--
+-- Layout under the prefix P (members '<seq:16>'..id order ties by enqueue order, as in memory):
+--   P:i:<id>         item hash (field names below); a tombstone has s = 'deleted'
+--   P:seq            one counter for seq, fencing tokens and changeSeq
+--   P:queues         set of queue names
+--   P:q:<q>:r        ready: score -priority, member '<runAt:16><seq:16>'..id (claim order)
+--   P:q:<q>:d        delayed pending: score runAt            P:q:<q>:l  leased: score lease expiry
+--   P:q:<q>:c        completed: score completedAt            P:q:<q>:x  live items: score seq, member id
+--   P:q:<q>:n        hash state -> count                     P:q:<q>:u  hash dedup key -> holder id
+--   P:feed           change feed: score changeSeq, member id (conflated: one entry per item)
+--   P:feed:horizon   highest changeSeq of a purged tombstone (older cursors are compacted)
+--   P:sw:claimed / :deadline / :unclaimed / :expire / :tomb   sweep indexes by due time
+-- Item fields: q queue, s state, o outcome, p payload, pr priority, ra runAt, sq seq, a attempt,
+-- ma maxAttempts, ow owner, tk token, le leaseExpiresAt, ca claimedAt, sa startedAt,
+-- co completedAt, cr createdAt, up updatedAt, pg progress, rs result, ec/em error code/message,
+-- rj rejections, lr lastRejection, st stalls, to timeout, ct claimTimeout, dl deadLetter,
+-- ctl completedTtl, ftl failedTtl, dk dedupKey, du dedupUntil, ex expireAt, mt meta, op opId,
+-- cs changeSeq. An absent field is null (0 for a, rj, st).
+local Q = {
+  K_SEQ = P .. ':seq',
+  K_QUEUES = P .. ':queues',
+  K_FEED = P .. ':feed',
+  K_HORIZON = P .. ':feed:horizon',
+  K_CLAIMED = P .. ':sw:claimed',
+  K_DEADLINE = P .. ':sw:deadline',
+  K_UNCLAIMED = P .. ':sw:unclaimed',
+  K_EXPIRE = P .. ':sw:expire',
+  K_TOMB = P .. ':sw:tomb',
+  -- Fields every transition reads; others are fetched when a transition needs them (get()).
+  CORE = { 's', 'q', 'sq', 'tk', 'ow', 'le', 'o', 'a', 'to' },
+  -- What leaving the pending state needs (the old ready / delayed / unclaimed members).
+  PENDING = { 'pr', 'ra', 'ct' },
+  zbuf = {},
+  counts = {},
+  wake = {},
+  queues = {},
+}
+Q.seq = tonumber(redis.call('GET', Q.K_SEQ) or '0')
+Q.seq0 = Q.seq
+
+function Q.ikey(id)
+  return P .. ':i:' .. id
+end
+
+local QKEYS = {}
+-- Per-queue key `P:q:<queue>:<suffix>` (built once per queue and script).
+function Q.qkey(queue, suffix)
+  local k = QKEYS[queue]
+  if not k then
+    local base = P .. ':q:' .. queue .. ':'
+    k = { r = base .. 'r', d = base .. 'd', l = base .. 'l', c = base .. 'c', x = base .. 'x', n = base .. 'n',
+      u = base .. 'u' }
+    QKEYS[queue] = k
+  end
+  return k[suffix]
+end
+
+function Q.next_seq()
+  Q.seq = Q.seq + 1
+  return Q.seq
+end
+
+-- JSON string literal, escaped exactly as JSON.stringify does.
+local JSON_ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n',
+  ['\r'] = '\\r', ['\t'] = '\\t' }
+local function jstr(s)
+  return '"' .. (string.gsub(s, '[%z\1-\31"\\]', function(c)
+    return JSON_ESC[c] or string.format('\\u%04x', string.byte(c))
+  end)) .. '"'
+end
+
+-- Sorted-set writes are buffered per key and member (the last write wins) and applied in bulk by
+-- Q.flush(), which must run before any script reads an index it may have written.
+local function zadd(key, score, member)
+  local b = Q.zbuf[key]
+  if not b then
+    b = {}
+    Q.zbuf[key] = b
+  end
+  b[member] = score
+end
+local function zrem(key, member)
+  local b = Q.zbuf[key]
+  if not b then
+    b = {}
+    Q.zbuf[key] = b
+  end
+  b[member] = false
+end
+
+function Q.flush()
+  for key, b in pairs(Q.zbuf) do
+    local add, rem = {}, {}
+    for m, s in pairs(b) do
+      if s then
+        add[#add + 1] = s
+        add[#add + 1] = m
+      else
+        rem[#rem + 1] = m
+      end
+    end
+    if #rem > 0 then
+      chunked('ZREM', key, rem, 4000)
+    end
+    if #add > 0 then
+      chunked('ZADD', key, add, 4000)
+    end
+  end
+  Q.zbuf = {}
+end
+
+local function count(queue, state, delta)
+  local c = Q.counts[queue]
+  if not c then
+    c = {}
+    Q.counts[queue] = c
+  end
+  c[state] = (c[state] or 0) + delta
+end
+Q.count = count
+Q.zadd = zadd
+Q.zrem = zrem
+
+-- Apply every buffered write; publish one wake-up per queue that got runnable or finished work.
+function Q.finish()
+  Q.flush()
+  for queue, c in pairs(Q.counts) do
+    for state, delta in pairs(c) do
+      if delta ~= 0 then
+        redis.call('HINCRBY', Q.qkey(queue, 'n'), state, delta)
+      end
+    end
+  end
+  for queue in pairs(Q.queues) do
+    redis.call('SADD', Q.K_QUEUES, queue)
+  end
+  if Q.seq ~= Q.seq0 then
+    redis.call('SET', Q.K_SEQ, int(Q.seq))
+  end
+  for queue in pairs(Q.wake) do
+    redis.call('PUBLISH', P .. ':wake:' .. queue, '')
+  end
+end
+
+local function snapshot(v)
+  return { s = v.s, pr = v.pr, ra = v.ra, sq = v.sq, ct = v.ct, to = v.to }
+end
+
+-- Load an item: all fields when `full` (kept as `flat` for the reply), else the CORE fields.
+-- Nil when absent.
+function Q.load(id, full)
+  local v = {}
+  local r = { id = id, v = v, d = {} }
+  if full then
+    local flat = redis.call('HGETALL', Q.ikey(id))
+    if #flat == 0 then
+      return nil
+    end
+    for i = 1, #flat, 2 do
+      v[flat[i]] = flat[i + 1]
+    end
+    r.full = true
+    r.flat = flat
+  else
+    local x = redis.call('HMGET', Q.ikey(id), unpack(Q.CORE))
+    if not x[1] then
+      return nil
+    end
+    local got = {}
+    for i, f in ipairs(Q.CORE) do
+      got[f] = true
+      if x[i] then
+        v[f] = x[i]
+      end
+    end
+    if v.s == 'pending' then
+      x = redis.call('HMGET', Q.ikey(id), unpack(Q.PENDING))
+      for i, f in ipairs(Q.PENDING) do
+        got[f] = true
+        if x[i] then
+          v[f] = x[i]
+        end
+      end
+    end
+    r.got = got
+  end
+  r.o = snapshot(v)
+  return r
+end
+
+-- A field's stored text (nil for null), fetched on first use when it was not loaded.
+local function get(r, f)
+  local x = r.v[f]
+  if x ~= nil or r.full or r.got[f] then
+    return x
+  end
+  x = redis.call('HGET', Q.ikey(r.id), f)
+  if x == false then
+    x = nil
+  end
+  r.v[f] = x
+  r.got[f] = true
+  return x
+end
+Q.get = get
+
+local function set(r, f, x)
+  r.v[f] = x
+  r.d[f] = true
+  if r.got then
+    r.got[f] = true
+  end
+end
+local function setn(r, f, n)
+  set(r, f, int(n))
+end
+local function num(r, f)
+  local x = get(r, f)
+  return x and tonumber(x)
+end
+Q.set = set
+
+-- The reply form of an item loaded in full: { id, {field, value, ...}, {changed field, value|nil, ...} }.
+-- Call it before Q.write, which forgets what changed.
+function Q.reply(r)
+  local delta = {}
+  for f in pairs(r.d) do
+    delta[#delta + 1] = f
+    delta[#delta + 1] = r.v[f] or false
+  end
+  return { r.id, r.flat, delta }
+end
+
+local function ready_member(ra, sq, id)
+  return pad(tonumber(ra)) .. pad(tonumber(sq)) .. id
+end
+
+-- Store `r` and move it between indexes by its old and new state (memory's #write).
+function Q.write(r, now)
+  local v, o, id = r.v, r.o, r.id
+  local key = Q.ikey(id)
+  if r.new then
+    if o.s then
+      redis.call('DEL', key)
+    end
+    local hs = {}
+    for f, x in pairs(v) do
+      hs[#hs + 1] = f
+      hs[#hs + 1] = x
+    end
+    redis.call('HSET', key, unpack(hs))
+  else
+    local hs, hd = {}, {}
+    for f in pairs(r.d) do
+      local x = v[f]
+      if x == nil then
+        hd[#hd + 1] = f
+      else
+        hs[#hs + 1] = f
+        hs[#hs + 1] = x
+      end
+    end
+    if #hs > 0 then
+      redis.call('HSET', key, unpack(hs))
+    end
+    if #hd > 0 then
+      redis.call('HDEL', key, unpack(hd))
+    end
+  end
+  local q = v.q
+  local os, ns = o.s, v.s
+  local om = o.sq and (pad(tonumber(o.sq)) .. id)
+  local nm = pad(tonumber(v.sq)) .. id
+  -- Leave the old state's indexes (a later zadd of the same member wins in the buffer).
+  if os == 'pending' then
+    if not r.popped then
+      zrem(Q.qkey(q, 'r'), ready_member(o.ra, o.sq, id))
+      zrem(Q.qkey(q, 'd'), om)
+    end
+    if o.ct then
+      zrem(Q.K_UNCLAIMED, om)
+    end
+  elseif os == 'claimed' then
+    zrem(Q.qkey(q, 'l'), om)
+    zrem(Q.K_CLAIMED, om)
+  elseif os == 'running' then
+    zrem(Q.qkey(q, 'l'), om)
+    if o.to then
+      zrem(Q.K_DEADLINE, om)
+    end
+  elseif os == 'resolving' then
+    zrem(Q.qkey(q, 'l'), om)
+  elseif os == 'completed' then
+    zrem(Q.qkey(q, 'c'), om)
+    zrem(Q.K_EXPIRE, om)
+  elseif os == 'deleted' then
+    zrem(Q.K_TOMB, om)
+  end
+  -- Enter the new state's indexes.
+  if ns == 'pending' then
+    local ra = tonumber(get(r, 'ra'))
+    if ra <= now then
+      zadd(Q.qkey(q, 'r'), -tonumber(get(r, 'pr')), ready_member(get(r, 'ra'), v.sq, id))
+    else
+      zadd(Q.qkey(q, 'd'), ra, nm)
+    end
+    local ct = get(r, 'ct')
+    if ct then
+      zadd(Q.K_UNCLAIMED, ra + tonumber(ct), nm)
+    end
+    Q.wake[q] = true
+  elseif ns == 'claimed' then
+    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
+    zadd(Q.K_CLAIMED, tonumber(get(r, 'ca')), nm)
+  elseif ns == 'running' then
+    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
+    local sa = get(r, 'sa')
+    if v.to and sa then
+      zadd(Q.K_DEADLINE, tonumber(sa) + tonumber(v.to), nm)
+    end
+  elseif ns == 'resolving' then
+    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
+  elseif ns == 'completed' then
+    zadd(Q.qkey(q, 'c'), tonumber(get(r, 'co')), nm)
+    zadd(Q.K_EXPIRE, tonumber(get(r, 'ex')), nm)
+    Q.wake[q] = true
+  elseif ns == 'deleted' then
+    zadd(Q.K_TOMB, tonumber(get(r, 'up')), nm)
+    zrem(Q.qkey(q, 'x'), id)
+    Q.wake[q] = true
+  end
+  if r.new then
+    zadd(Q.qkey(q, 'x'), tonumber(v.sq), id)
+    Q.queues[q] = true
+  end
+  zadd(Q.K_FEED, tonumber(v.cs), id)
+  if os and os ~= 'deleted' then
+    count(q, os, -1)
+  end
+  if ns ~= 'deleted' then
+    count(q, ns, 1)
+  end
+  r.d = {}
+  r.o = snapshot(v)
+  r.new = nil
+  r.popped = nil
+end
+
+-- createItem: `f` holds the stored text of the caller's fields; `prior` is the HMGET {s, sq} of a
+-- tombstone being replaced, or nil.
+function Q.create(id, f, now, seq, prior)
+  local v = {
+    q = f.q, s = 'pending', p = f.p, pr = f.pr, ra = f.ra, sq = int(seq), ma = f.ma,
+    cr = int(now), up = int(now), ctl = f.ctl, ftl = f.ftl, cs = int(seq),
+    to = f.to, ct = f.ct, dl = f.dl, dk = f.dk, du = f.du, mt = f.mt, op = f.op,
+  }
+  local o = {}
+  if prior then
+    o = { s = prior[1], sq = prior[2] }
+  end
+  return { id = id, v = v, d = {}, o = o, new = true, full = true }
+end
+
+-- Index a brand-new pending item written by the enqueue fast path (what Q.write does for it).
+function Q.index_new(id, queue, priority, run_at, seq, claim_timeout, now)
+  local sp = pad(seq)
+  if run_at <= now then
+    zadd(Q.qkey(queue, 'r'), -priority, pad(run_at) .. sp .. id)
+  else
+    zadd(Q.qkey(queue, 'd'), run_at, sp .. id)
+  end
+  if claim_timeout then
+    zadd(Q.K_UNCLAIMED, run_at + claim_timeout, sp .. id)
+  end
+  zadd(Q.qkey(queue, 'x'), seq, id)
+  zadd(Q.K_FEED, seq, id)
+  count(queue, 'pending', 1)
+  Q.wake[queue] = true
+  Q.queues[queue] = true
+end
+
+-- dedupActive
+function Q.dedup_active(s, du, now)
+  if not s or s == 'deleted' then
+    return false
+  end
+  if s == 'pending' or s == 'claimed' or s == 'running' then
+    return true
+  end
+  return du ~= nil and du ~= false and now < tonumber(du)
+end
+
+-- deadLetterItem: the dead-letter copy of `r` (before its transition), or nil.
+function Q.dead_letter(r, code, message)
+  local dl = get(r, 'dl')
+  if not dl then
+    return nil
+  end
+  local payload = get(r, 'p')
+  local meta = '{"deadLetter":{"originalId":' .. jstr(r.id) .. ',"queue":' .. jstr(r.v.q) ..
+    ',"error":{"code":' .. jstr(code) .. ',"message":' .. jstr(message) .. '},"attempts":' ..
+    int(num(r, 'a') or 0) .. '}}'
+  return { id = 'dl-' .. r.id, f = { q = dl, p = payload, pr = '0', ma = '3', ctl = get(r, 'ctl'),
+    ftl = get(r, 'ftl'), mt = meta } }
+end
+
+-- memory's #insertDeadLetter: skipped when a live item has the id already.
+function Q.insert_dead_letter(spec, now)
+  local prior = redis.call('HMGET', Q.ikey(spec.id), 's', 'sq')
+  if prior[1] and prior[1] ~= 'deleted' then
+    return
+  end
+  spec.f.ra = int(now)
+  local r = Q.create(spec.id, spec.f, now, Q.next_seq(), prior[1] and prior or nil)
+  Q.write(r, now)
+end
+
+local function with_change(r, now, cs)
+  setn(r, 'up', now)
+  setn(r, 'cs', cs)
+end
+
+local function complete(r, outcome, now)
+  set(r, 's', 'completed')
+  set(r, 'o', outcome)
+  setn(r, 'co', now)
+  set(r, 'le', nil)
+  local ttl = outcome == 'failed' and num(r, 'ftl') or num(r, 'ctl')
+  setn(r, 'ex', now + ttl)
+end
+
+local function to_pending(r, run_at)
+  set(r, 's', 'pending')
+  set(r, 'o', nil)
+  set(r, 'ow', nil)
+  set(r, 'le', nil)
+  set(r, 'ca', nil)
+  setn(r, 'ra', run_at)
+end
+
+local function set_error(r, code, message)
+  set(r, 'ec', code)
+  set(r, 'em', message)
+end
+
+-- Write `r` and its dead-letter copy, if any.
+function Q.apply(r, now, dead)
+  Q.write(r, now)
+  if dead then
+    Q.insert_dead_letter(dead, now)
+  end
+end
+
+-- expireLease: applies an expired lease. Returns true when it changed `r` (then call Q.apply
+-- with the returned dead-letter spec).
+function Q.expire_lease(r, now)
+  local le = num(r, 'le')
+  if not le or le > now then
+    return false
+  end
+  local s = r.v.s
+  if s == 'claimed' then
+    with_change(r, now, Q.next_seq())
+    to_pending(r, now)
+    return true
+  end
+  if s == 'resolving' then
+    with_change(r, now, Q.next_seq())
+    set(r, 's', 'completed')
+    set(r, 'ow', nil)
+    set(r, 'le', nil)
+    return true
+  end
+  if s == 'running' then
+    local code, message = 'ROTA_LEASE_EXPIRED', 'the lease of the running attempt expired (stalled)'
+    local left = (num(r, 'a') or 0) < num(r, 'ma')
+    local dead = nil
+    if not left then
+      dead = Q.dead_letter(r, code, message)
+    end
+    with_change(r, now, Q.next_seq())
+    setn(r, 'st', (num(r, 'st') or 0) + 1)
+    set_error(r, code, message)
+    if left then
+      to_pending(r, now)
+    else
+      complete(r, 'failed', now)
+    end
+    return true, dead
+  end
+  return false
+end
+
+-- Apply an expired lease found on `r` before a renew or settle (memory's renew/settle prologue).
+function Q.expire_first(r, now)
+  if r and r.v.le and tonumber(r.v.le) <= now and r.v.s ~= 'completed' then
+    local changed, dead = Q.expire_lease(r, now)
+    if changed then
+      Q.apply(r, now, dead)
+    end
+  end
+end
+
+-- claimItem: the token is the changeSeq of the claim.
+function Q.claim_item(r, owner, ttl, start, resolve, now)
+  local cs = Q.next_seq()
+  with_change(r, now, cs)
+  set(r, 'ow', owner)
+  setn(r, 'tk', cs)
+  setn(r, 'le', now + ttl)
+  if resolve then
+    set(r, 's', 'resolving')
+    return
+  end
+  setn(r, 'ca', now)
+  if start then
+    set(r, 's', 'running')
+    setn(r, 'a', (num(r, 'a') or 0) + 1)
+    setn(r, 'sa', now)
+  else
+    set(r, 's', 'claimed')
+  end
+end
+
+local function fence(r, token, owner)
+  if num(r, 'tk') == token then
+    return nil
+  end
+  local s = r.v.s
+  local held = s == 'claimed' or s == 'running' or s == 'resolving'
+  if held and r.v.ow and r.v.ow ~= owner then
+    return 'wrong_owner'
+  end
+  return 'stale'
+end
+
+-- settleItem. `op` = { code, id, token, owner, ... } as decoded by the settle script; `r` is the
+-- current record (nil when absent). Returns the status; on 'ok' the caller applies `r` with the
+-- returned dead-letter spec.
+function Q.settle_item(r, op, now)
+  local code = op.code
+  local live = r and r.v.s ~= 'deleted'
+  if code == 'x' or code == 'a' then
+    if not live then
+      return 'not_found'
+    end
+    local s = r.v.s
+    if s ~= 'pending' and s ~= 'claimed' and s ~= 'running' then
+      return 'invalid_state'
+    end
+    with_change(r, now, Q.next_seq())
+    set(r, 'le', nil)
+    if code == 'x' then
+      set_error(r, 'ROTA_TASK_CANCELLED', op.reason or 'cancelled')
+      complete(r, 'cancelled', now)
+    else
+      set_error(r, op.ec, op.em)
+      complete(r, 'failed', now)
+    end
+    return 'ok'
+  end
+
+  if not r then
+    return 'not_found'
+  end
+  local fenced = fence(r, op.token, op.owner)
+  if fenced then
+    return r.v.s == 'deleted' and 'not_found' or fenced
+  end
+  local s = r.v.s
+  local cs = Q.next_seq()
+
+  if code == 's' then
+    if s == 'claimed' then
+      with_change(r, now, cs)
+      set(r, 's', 'running')
+      setn(r, 'a', (num(r, 'a') or 0) + 1)
+      setn(r, 'sa', now)
+      return 'ok'
+    end
+    return s == 'running' and 'noop' or 'stale'
+  elseif code == 'c' then
+    if s == 'claimed' or s == 'running' then
+      with_change(r, now, cs)
+      if s == 'claimed' then
+        setn(r, 'a', (num(r, 'a') or 0) + 1)
+        setn(r, 'sa', now)
+      end
+      set(r, 'rs', op.result)
+      set_error(r, nil, nil)
+      complete(r, 'succeeded', now)
+      return 'ok'
+    end
+    return (s == 'completed' and r.v.o == 'succeeded') and 'noop' or 'stale'
+  elseif code == 'r' then
+    if s == 'running' then
+      with_change(r, now, cs)
+      if op.ec then
+        set_error(r, op.ec, op.em)
+      end
+      if op.refund then
+        setn(r, 'a', math.max(0, (num(r, 'a') or 0) - 1))
+      end
+      to_pending(r, op.retry_at or (now + (op.retry_in or 0)))
+      return 'ok'
+    end
+    return s == 'pending' and 'noop' or 'stale'
+  elseif code == 'f' then
+    if s == 'claimed' or s == 'running' then
+      local dead = Q.dead_letter(r, op.ec, op.em)
+      with_change(r, now, cs)
+      set_error(r, op.ec, op.em)
+      complete(r, 'failed', now)
+      return 'ok', dead
+    end
+    return (s == 'completed' and r.v.o == 'failed') and 'noop' or 'stale'
+  elseif code == 'l' then
+    if s == 'claimed' or s == 'running' then
+      with_change(r, now, cs)
+      if op.refund and s == 'running' then
+        setn(r, 'a', math.max(0, (num(r, 'a') or 0) - 1))
+      end
+      if op.reason then
+        local rejections = (num(r, 'rj') or 0) + 1
+        setn(r, 'rj', rejections)
+        set(r, 'lr', op.reason)
+        if rejections > op.max_rejections then
+          set_error(r, 'ROTA_TASK_REJECTED', op.reason_error)
+          complete(r, 'failed', now)
+          return 'ok'
+        end
+      end
+      to_pending(r, now)
+      return 'ok'
+    end
+    return s == 'pending' and 'noop' or 'stale'
+  elseif code == 'v' then
+    if s == 'resolving' then
+      with_change(r, now, cs)
+      set(r, 's', 'deleted')
+      set(r, 'le', nil)
+      return 'ok'
+    end
+    return s == 'deleted' and 'noop' or 'stale'
+  else
+    if s == 'resolving' then
+      with_change(r, now, cs)
+      set(r, 's', 'completed')
+      set(r, 'ow', nil)
+      set(r, 'le', nil)
+      return 'ok'
+    end
+    return s == 'completed' and 'noop' or 'stale'
+  end
+end
+
+-- The hot path of settle: a fenced `complete` of a claimed or running item whose lease holds.
+-- Inlines settleItem('complete') and Q.write for it; returns false (nothing done) when the
+-- general path must decide.
+function Q.fast_complete(id, token, result, now)
+  local key = Q.ikey(id)
+  local f = redis.call('HMGET', key, 's', 'tk', 'le', 'q', 'sq', 'a', 'to', 'ctl')
+  local s = f[1]
+  if (s ~= 'running' and s ~= 'claimed') or tonumber(f[2]) ~= token or tonumber(f[3]) <= now then
+    return false
+  end
+  local cs = Q.next_seq()
+  local css, nows = int(cs), int(now)
+  local expire = now + tonumber(f[8])
+  local args = { 'HSET', key, 's', 'completed', 'o', 'succeeded', 'co', nows, 'ex', int(expire), 'up', nows, 'cs', css }
+  if s == 'claimed' then
+    args[#args + 1] = 'a'
+    args[#args + 1] = int((f[6] and tonumber(f[6]) or 0) + 1)
+    args[#args + 1] = 'sa'
+    args[#args + 1] = nows
+  end
+  if result then
+    args[#args + 1] = 'rs'
+    args[#args + 1] = result
+    redis.call(unpack(args))
+    redis.call('HDEL', key, 'le', 'ec', 'em')
+  else
+    redis.call(unpack(args))
+    redis.call('HDEL', key, 'le', 'ec', 'em', 'rs')
+  end
+  local q = f[4]
+  local m = pad(tonumber(f[5])) .. id
+  zrem(Q.qkey(q, 'l'), m)
+  if s == 'claimed' then
+    zrem(Q.K_CLAIMED, m)
+  elseif f[7] then
+    zrem(Q.K_DEADLINE, m)
+  end
+  zadd(Q.qkey(q, 'c'), now, m)
+  zadd(Q.K_EXPIRE, expire, m)
+  zadd(Q.K_FEED, cs, id)
+  count(q, s, -1)
+  count(q, 'completed', 1)
+  Q.wake[q] = true
+  return true
+end
+
+-- renewItem. Returns status and the new lease expiry (or nil); on 'ok' the caller writes `r`.
+function Q.renew_item(r, token, progress, ttl, now)
+  if not r or r.v.s == 'deleted' or num(r, 'tk') ~= token then
+    return 'stale'
+  end
+  local s = r.v.s
+  if s == 'completed' and r.v.o == 'cancelled' then
+    return 'cancelled'
+  end
+  if s ~= 'claimed' and s ~= 'running' and s ~= 'resolving' then
+    return 'stale'
+  end
+  with_change(r, now, Q.next_seq())
+  setn(r, 'le', now + ttl)
+  if progress then
+    set(r, 'pg', progress)
+  end
+  return 'ok', now + ttl
+end
+
+-- unstartItem
+function Q.unstart_item(r, now)
+  with_change(r, now, Q.next_seq())
+  to_pending(r, now)
+end
+
+-- timeoutItem. Returns the dead-letter spec, if any.
+function Q.timeout_item(r, now)
+  local code = 'ROTA_TASK_TIMEOUT'
+  local message = 'the attempt ran longer than its timeout of ' .. int(num(r, 'to')) .. ' ms'
+  local left = (num(r, 'a') or 0) < num(r, 'ma')
+  local dead = nil
+  if not left then
+    dead = Q.dead_letter(r, code, message)
+  end
+  with_change(r, now, Q.next_seq())
+  set_error(r, code, message)
+  if left then
+    to_pending(r, now)
+  else
+    complete(r, 'failed', now)
+  end
+  return dead
+end
+
+-- unclaimedItem
+function Q.unclaimed_item(r, now)
+  with_change(r, now, Q.next_seq())
+  set_error(r, 'ROTA_TASK_UNCLAIMED', 'not claimed within ' .. int(num(r, 'ct')) .. ' ms of its run time')
+  complete(r, 'failed', now)
+end
+
+-- pruneItem
+function Q.prune_item(r, now)
+  with_change(r, now, Q.next_seq())
+  set(r, 's', 'deleted')
+end
+
+-- The id inside a '<seq:16>'..id index member.
+function Q.member_id(m)
+  return string.sub(m, 17)
+end
+
+-- Earliest score of a sorted set, or nil.
+function Q.first_score(key)
+  local r = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return r[2] and tonumber(r[2]) or nil
+end

@@ -1,0 +1,119 @@
+-- needs: common queue
+-- claim: ARGV queue, owner, limit, leaseTtl, start '1'|'', from 'p'|'c', expireLimit, promoteLimit
+-- -> nextRunAt | nil, then one Q.reply() per claimed item, in claim order
+local now = now_ms()
+local queue, owner = ARGV[1], ARGV[2]
+local limit, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local start, from_completed = ARGV[5] == '1', ARGV[6] == 'c'
+local leased = Q.qkey(queue, 'l')
+
+-- Expired leases of the queue first (reclaim, stall, unresolve), bounded per call.
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))) do
+  local r = Q.load(Q.member_id(m), false)
+  if r then
+    local changed, dead = Q.expire_lease(r, now)
+    if changed then
+      Q.apply(r, now, dead)
+    end
+  end
+end
+Q.flush()
+
+local out = { false }
+if not from_completed then
+  local ready, delayed = Q.qkey(queue, 'r'), Q.qkey(queue, 'd')
+  -- Promote due delayed items into the ready set (bounded per call).
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, tonumber(ARGV[8]))
+  if #due > 0 then
+    local add = {}
+    for _, m in ipairs(due) do
+      local f = redis.call('HMGET', Q.ikey(Q.member_id(m)), 'pr', 'ra')
+      add[#add + 1] = -tonumber(f[1])
+      add[#add + 1] = pad(tonumber(f[2])) .. m
+    end
+    chunked('ZREM', delayed, due, 4000)
+    chunked('ZADD', ready, add, 4000)
+  end
+  -- The hot path: claimItem and the index moves of Q.write for pending -> claimed | running,
+  -- inlined (see Q.claim_item and Q.write for the general form they must match).
+  local popped = redis.call('ZPOPMIN', ready, limit)
+  local nows, les = int(now), int(now + ttl)
+  local state = start and 'running' or 'claimed'
+  local claimed = 0
+  for i = 1, #popped, 2 do
+    local id = string.sub(popped[i], 33)
+    local key = Q.ikey(id)
+    local flat = redis.call('HGETALL', key)
+    local s, a, sq, ct, to
+    for k = 1, #flat, 2 do
+      local f = flat[k]
+      if f == 's' then
+        s = flat[k + 1]
+      elseif f == 'a' then
+        a = flat[k + 1]
+      elseif f == 'sq' then
+        sq = flat[k + 1]
+      elseif f == 'ct' then
+        ct = flat[k + 1]
+      elseif f == 'to' then
+        to = flat[k + 1]
+      end
+    end
+    if s == 'pending' then
+      local cs = int(Q.next_seq())
+      local m = pad(tonumber(sq)) .. id
+      local delta
+      if start then
+        local attempt = int((a and tonumber(a) or 0) + 1)
+        redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs,
+          'a', attempt, 'sa', nows)
+        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs, 'a', attempt,
+          'sa', nows }
+        if to then
+          Q.zadd(Q.K_DEADLINE, now + tonumber(to), m)
+        end
+      else
+        redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs)
+        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs }
+        Q.zadd(Q.K_CLAIMED, now, m)
+      end
+      if ct then
+        Q.zrem(Q.K_UNCLAIMED, m)
+      end
+      Q.zadd(leased, now + ttl, m)
+      Q.zadd(Q.K_FEED, tonumber(cs), id)
+      claimed = claimed + 1
+      out[#out + 1] = { id, flat, delta }
+    end
+  end
+  if claimed > 0 then
+    Q.count(queue, 'pending', -claimed)
+    Q.count(queue, state, claimed)
+  end
+else
+  local done = Q.qkey(queue, 'c')
+  for _, m in ipairs(redis.call('ZRANGE', done, 0, limit - 1)) do
+    local r = Q.load(Q.member_id(m), true)
+    if r and r.v.s == 'completed' then
+      Q.claim_item(r, owner, ttl, false, true, now)
+      out[#out + 1] = Q.reply(r)
+      Q.write(r, now)
+    end
+  end
+end
+Q.flush()
+
+if #out - 1 < limit then
+  local next_at = Q.first_score(leased)
+  if not from_completed then
+    local d = Q.first_score(Q.qkey(queue, 'd'))
+    if d and (not next_at or d < next_at) then
+      next_at = d
+    end
+  end
+  if next_at then
+    out[1] = next_at
+  end
+end
+Q.finish()
+return out

@@ -1,0 +1,100 @@
+/** PostgreSQL store: versioned migrations under an advisory lock; a newer schema is refused. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { isRotaError } from '../../src/errors.js';
+import { dec, enc } from '../../src/store/conformance/helpers.js';
+import { openStore } from '../../src/store/open.js';
+import { migrationVersions } from '../../src/store/postgres/sql.js';
+import { dropPostgresSchema, testSchema } from '../support/stores.js';
+import { admin, needsServer, PG_URL, withSchema } from './helpers.js';
+
+const child = fileURLToPath(new URL('./children/open-and-put.ts', import.meta.url));
+
+function run(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', child, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+describe('postgres migrations', needsServer, () => {
+  // Two processes with four clients each: eight sessions race on the fresh schema. (More processes
+  // would only add node start-up work; each client is its own server session either way.)
+  it('8 clients in 2 processes opening a fresh schema at once migrate it exactly once', {
+    timeout: 60_000,
+  }, async () => {
+    const url = PG_URL as string;
+    const schema = testSchema();
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 2 }, (_, i) => run([url, schema, `p${i}`, '4'])),
+      );
+      for (const r of results) assert.equal(r.code, 0, r.out);
+      const versions = await admin<{ version: number }>(
+        `SELECT version FROM "${schema}".schema_versions ORDER BY version`,
+      );
+      assert.deepEqual(
+        versions.map((v) => v.version),
+        migrationVersions(),
+      );
+      const store = await openStore(url, { schema, poolSize: 1 });
+      try {
+        const keys = (await store.range('proc/')).kvs.map((kv) => dec(kv.value));
+        assert.deepEqual(keys.sort(), ['p0.0', 'p0.1', 'p0.2', 'p0.3', 'p1.0', 'p1.1', 'p1.2', 'p1.3']);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await dropPostgresSchema(url, schema);
+    }
+  });
+
+  it('8 clients of one process opening a fresh schema at once all work', async () => {
+    await withSchema(async (open, schema) => {
+      const stores = await Promise.all(Array.from({ length: 8 }, () => open({ poolSize: 1 })));
+      await Promise.all(stores.map((s, i) => s.put(`c/${i}`, enc(String(i)))));
+      assert.equal((await stores[0]!.range('c/')).kvs.length, 8);
+      const rows = await admin<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".schema_versions`);
+      assert.equal(rows[0]?.n, migrationVersions().length);
+    });
+  });
+
+  it('a schema newer than the code is ROTA_SCHEMA_TOO_NEW and is left untouched', async () => {
+    await withSchema(async (open, schema) => {
+      const first = await open();
+      await first.put('keep', enc('me'));
+      await admin(`INSERT INTO "${schema}".schema_versions (version) VALUES (999)`);
+      let error: unknown;
+      try {
+        await open();
+      } catch (err) {
+        error = err;
+      }
+      assert.ok(isRotaError(error, 'ROTA_SCHEMA_TOO_NEW'), `got ${String(error)}`);
+      assert.equal(error.detail.version, 999);
+      assert.equal(error.detail.schema, schema);
+      assert.equal(dec((await first.get('keep')).kv?.value ?? enc('')), 'me');
+    });
+  });
+
+  it('re-opening an up-to-date schema keeps its data', async () => {
+    await withSchema(async (open) => {
+      const a = await open();
+      await a.put('k', enc('v'));
+      const b = await open();
+      assert.equal(dec((await b.get('k')).kv?.value ?? enc('')), 'v');
+    });
+  });
+});

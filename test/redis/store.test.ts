@@ -1,0 +1,130 @@
+/** Redis-specific behaviour on the shared test server: key layout, history bound, idle lease expiry, processes. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { isRotaError } from '../../src/errors.js';
+import { openStore } from '../../src/store/open.js';
+import type { WatchEvent } from '../../src/store/port.js';
+import { dropRedisPrefix, selectedFixtures, serverAvailable } from '../support/stores.js';
+
+const url = process.env.ROTA_TEST_REDIS_URL as string;
+const fixture = selectedFixtures().find((f) => f.name === 'redis');
+const enabled = fixture !== undefined && serverAvailable(fixture);
+const enc = (s: string) => new TextEncoder().encode(s);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const newPrefix = () => `rs-${randomBytes(5).toString('hex')}`;
+
+describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_000 }, () => {
+  it('keeps every key under the {prefix} hash tag (one Redis Cluster slot)', async () => {
+    const prefix = newPrefix();
+    const store = await openStore(url, { prefix });
+    try {
+      const lease = await store.grant(5000);
+      await store.put('a', enc('1'), { lease: lease.id });
+      await store.txn({ compare: [], success: [{ type: 'put', key: 'b', value: enc('2') }] });
+      await store.enqueue([
+        { id: 'i1', queue: 'q1', payload: '1', dedup: { key: 'd' }, claimTimeout: 60_000 },
+        { id: 'i2', queue: 'q2', payload: '2', deadLetter: 'dlq', timeout: 60_000, delay: 60_000 },
+      ]);
+      const [it] = (await store.claim({ queue: 'q1', owner: 'w', limit: 1, leaseTtl: 5000 })).items;
+      await store.settle([
+        { op: 'complete', id: 'i1', token: it?.token as number, owner: 'w', result: null },
+      ]);
+      await store.sweep();
+      const admin = new Redis(url);
+      const keys = await admin.keys('*');
+      admin.disconnect();
+      const mine = keys.filter((k) => k.includes(prefix));
+      assert.ok(mine.length >= 10, `expected the store's keys, got ${mine.join(', ')}`);
+      for (const k of mine) assert.ok(k.startsWith(`{${prefix}}:`), `key ${k} is outside the hash tag`);
+    } finally {
+      await store.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
+  it('trims watch history to historyRevisions and compacts what it dropped', async () => {
+    const prefix = newPrefix();
+    const store = await openStore(url, { prefix, historyRevisions: 5 });
+    try {
+      const revs: number[] = [];
+      for (let i = 0; i < 20; i++) revs.push((await store.put(`h/${i}`, enc(String(i)))).revision);
+      const last = revs.at(-1) as number;
+      assert.deepEqual(await store.status(), { revision: last, compactRevision: last - 5 });
+      const stale = store.watch('h/', { fromRevision: last - 10 });
+      await assert.rejects(stale.next(), (err: unknown) => isRotaError(err, 'ROTA_COMPACTED'));
+      const fresh = store.watch('h/', { fromRevision: last - 4 });
+      const got: number[] = [];
+      for await (const e of fresh) {
+        got.push(e.revision);
+        if (got.length === 5) break;
+      }
+      assert.deepEqual(got, revs.slice(-5));
+    } finally {
+      await store.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
+  it("expires a dead client's lease on an idle store and the watcher sees the deletes", async () => {
+    const prefix = newPrefix();
+    const owner = await openStore(url, { prefix });
+    const observer = await openStore(url, { prefix });
+    try {
+      const watch = observer.watch('s/');
+      // The observer never writes; wait for its watch to be registered.
+      await sleep(300);
+      const lease = await owner.grant(1000);
+      await owner.put('s/node-1', enc('alive'), { lease: lease.id });
+      // The owner dies without revoking: nobody writes from now on.
+      await owner.close();
+      const events: WatchEvent[] = [];
+      const deadline = Date.now() + 5000;
+      while (events.length < 2) {
+        const next = await Promise.race([watch.next(), sleep(deadline - Date.now()).then(() => null)]);
+        assert.ok(next && !next.done, `timed out with ${events.length} events`);
+        events.push(next.value);
+      }
+      assert.deepEqual(
+        events.map((e) => [e.type, e.kv.key]),
+        [
+          ['put', 's/node-1'],
+          ['delete', 's/node-1'],
+        ],
+      );
+      await watch.return?.();
+    } finally {
+      await owner.close();
+      await observer.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
+  it('worker processes share a queue without completing an item twice', async () => {
+    const prefix = newPrefix();
+    const store = await openStore(url, { prefix });
+    try {
+      await store.enqueue(
+        Array.from({ length: 300 }, (_, i) => ({ id: `m${i}`, queue: 'mp', payload: '{}' })),
+      );
+      const run = promisify(execFile);
+      const file = fileURLToPath(new URL('./fixtures/worker.ts', import.meta.url));
+      const outputs = await Promise.all(
+        ['p1', 'p2', 'p3'].map((name) =>
+          run(process.execPath, ['--import', 'tsx', file, url, prefix, name], { timeout: 30_000 }),
+        ),
+      );
+      const done = outputs.flatMap((o) => JSON.parse(o.stdout) as string[]);
+      assert.equal(done.length, 300);
+      assert.equal(new Set(done).size, 300);
+      assert.equal((await store.countItems('mp')).mp?.completed, 300);
+    } finally {
+      await store.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+});
