@@ -5,12 +5,38 @@
  * at the kill), and the final ownership records from the store. The recovery time is printed, not
  * asserted.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { it } from 'node:test';
 import { Rota } from '../../src/rota.js';
+import { storeSchemes } from '../../src/store/open.js';
 import { type Child, sharedStoreUrl, spawnChild, uniqueNamespace } from '../support/multiprocess.js';
 import { assert } from '../support/scenarios.js';
 
-const store = sharedStoreUrl();
+/**
+ * The store(s): the shared default (SQLite when built in, else a server from the env), or with
+ * `ROTA_POOL_MP_STORES=all` every multi-process store this build and environment offer.
+ */
+function stores(): string[] {
+  if (process.env.ROTA_POOL_MP_STORES !== 'all') {
+    const url = sharedStoreUrl();
+    return url ? [url] : [];
+  }
+  const schemes = storeSchemes();
+  const out: string[] = [];
+  if (schemes.includes('sqlite:'))
+    out.push(`sqlite:${join(mkdtempSync(join(tmpdir(), 'rota-mp-')), 'rota.db')}`);
+  for (const [scheme, url] of [
+    ['postgres:', process.env.ROTA_TEST_POSTGRES_URL],
+    ['redis:', process.env.ROTA_TEST_REDIS_URL],
+    ['etcd:', process.env.ROTA_TEST_ETCD_URL],
+  ] as const) {
+    if (url && schemes.includes(scheme)) out.push(url);
+  }
+  return out;
+}
+
 const WORKER_TTL = 3000;
 const JOBS = 50;
 
@@ -54,23 +80,38 @@ function executions(children: Child[], openEnd: (node: string) => number): Execu
   return out;
 }
 
-it('3 processes × 2 workers run 50 jobs; after SIGKILL of one, all run again on the survivors, never twice at once', {
-  skip: store
-    ? false
-    : 'no multi-process store backend in this build (needs sqlite, postgres, redis or etcd)',
-  timeout: 120_000,
-}, async () => {
+const urls = stores();
+if (urls.length === 0) {
+  it(
+    '3 processes × 2 workers run 50 jobs; SIGKILL of one moves its jobs without overlap',
+    {
+      skip: 'no multi-process store backend in this build (needs sqlite, postgres, redis or etcd)',
+    },
+    () => undefined,
+  );
+}
+for (const store of urls) {
+  it(
+    `3 processes × 2 workers run 50 jobs; after SIGKILL of one, all run again on the survivors, never twice at once [${store.split(':')[0]}]`,
+    {
+      timeout: 120_000,
+    },
+    () => scenario(store),
+  );
+}
+
+async function scenario(store: string): Promise<void> {
   const namespace = uniqueNamespace('mp-pool');
   const children = ['p1', 'p2', 'p3'].map((id) =>
     spawnChild(id, new URL('./children/pool-node.ts', import.meta.url).pathname, {
-      ROTA_STORE: store as string,
+      ROTA_STORE: store,
       ROTA_NAMESPACE: namespace,
       ROTA_NODE_ID: id,
       ROTA_WORKER_TTL: String(WORKER_TTL),
       ROTA_WORKERS: '2',
     }),
   );
-  const rota = await Rota.connect({ store: store as string, namespace, nodeId: 'dispatcher' });
+  const rota = await Rota.connect({ store, namespace, nodeId: 'dispatcher' });
   try {
     await Promise.all(children.map((c) => c.waitFor(/^READY /)));
     const client = await rota.pool.join('P', { clientOnly: true });
@@ -156,7 +197,7 @@ it('3 processes × 2 workers run 50 jobs; after SIGKILL of one, all run again on
     const recovery = Math.max(...restartTimes) - killedAt;
     const firstRestart = Math.min(...restartTimes) - killedAt;
     console.log(
-      `pool failover after SIGKILL: ${victimJobs.length} jobs of ${victim.name} restarted on the survivors ${firstRestart}–${recovery} ms after the kill (store time; workerTtl ${WORKER_TTL} ms, store ${store?.split(':')[0]})`,
+      `pool failover after SIGKILL: ${victimJobs.length} jobs of ${victim.name} restarted on the survivors ${firstRestart}–${recovery} ms after the kill (store time; workerTtl ${WORKER_TTL} ms, store ${store.split(':')[0]})`,
     );
     await client.close();
   } finally {
@@ -165,4 +206,4 @@ it('3 processes × 2 workers run 50 jobs; after SIGKILL of one, all run again on
     await rota.store.delete(rota.context.keys.root, { prefix: true }).catch(() => undefined);
     await rota.close();
   }
-});
+}
