@@ -8,7 +8,7 @@
  *   `fmix64(hash64(workerId ‖ 0x00) XOR hash64(key))`, read as its top 53 bits (so scores compare
  *   exactly with `<`; ties are broken by worker id). Both inner hashes are computed once (per
  *   worker, per key), so a pair costs one finalizer: a full rebalance of 10 000 keys over 50
- *   workers is 500 000 finalizer runs, a few milliseconds (bench/pool-placement.ts).
+ *   workers is 500 000 finalizer runs, about 20 ms (bench/pool-placement.ts).
  *
  * `fmix64` is a bijection with full avalanche, so for a fixed key the scores of distinct workers
  * behave as independent random values: each worker is first for ~1/n of the keys, a leaver's keys
