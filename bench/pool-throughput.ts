@@ -3,7 +3,7 @@
  * (dispatch without waiting), time until every job runs, a rebalance after a worker joins, and
  * stopping every job.
  *
- *   node --import tsx bench/pool-throughput.ts [storeUrl] [jobs]
+ *   node --import tsx bench/pool-throughput.ts [storeUrl] [jobs]   (either may be left out)
  *
  * Default store: a shared in-process memory engine. A server URL (postgres://, redis://, etcd://)
  * uses a fresh namespace, deleted at the end.
@@ -13,8 +13,9 @@ import type { PoolJob } from '../src/pool/index.js';
 import { Rota } from '../src/rota.js';
 import { MemoryEngine } from '../src/store/memory/index.js';
 
-const url = process.argv[2];
-const jobs = Number(process.argv[3] ?? 500);
+const args = process.argv.slice(2);
+const url = args.find((a) => Number.isNaN(Number(a)));
+const jobs = Number(args.find((a) => !Number.isNaN(Number(a))) ?? 500);
 const namespace = `bench-pool-${randomBytes(4).toString('hex')}`;
 const engine = url ? null : new MemoryEngine();
 const running = new Map<string, string>();
