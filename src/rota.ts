@@ -1,7 +1,7 @@
 /**
  * `Rota.connect(options)` opens one node: a store connection plus one session. The modules hang
- * off it (`rota.cluster`, and the others as they land). `rota.close()` stops every module, then
- * ends the session (revoking its lease, which deletes everything attached to it at once).
+ * off it (`rota.cluster`, `rota.hosts`, and the others as they land). `rota.close()` stops every
+ * module, then ends the session (revoking its lease, which deletes everything attached to it at once).
  */
 import { Cluster } from './cluster/index.js';
 import { type ResolvedRotaOptions, RotaContext } from './core/context.js';
@@ -11,6 +11,7 @@ import { Keyspace } from './core/keys.js';
 import { consoleLogger, isLogger, type Logger } from './core/logger.js';
 import { StoreTime } from './core/store-time.js';
 import { isRotaError } from './errors.js';
+import { Hosts } from './hosts/index.js';
 import { Pools } from './pool/index.js';
 import { DEFAULT_EMBEDDED_STORE, isStore, openStore } from './store/open.js';
 import type { Store } from './store/port.js';
@@ -116,6 +117,7 @@ export class Rota {
   readonly #ctx: RotaContext;
   readonly #ownsStore: boolean;
   #cluster: Cluster;
+  #hosts: Hosts;
   #pool: Pools;
   #closing: Promise<void> | null = null;
 
@@ -123,6 +125,7 @@ export class Rota {
     this.#ctx = ctx;
     this.#ownsStore = ownsStore;
     this.#cluster = new Cluster(ctx);
+    this.#hosts = new Hosts(ctx, this.#cluster);
     this.#pool = new Pools(ctx, this.#cluster);
   }
 
@@ -224,6 +227,11 @@ export class Rota {
   /** Sessions, membership, locks, elections, tickers. */
   get cluster(): Cluster {
     return this.#cluster;
+  }
+
+  /** Pick K of N live hosts for a role and publish the choice (docs/hosts.md). */
+  get hosts(): Hosts {
+    return this.#hosts;
   }
 
   /** Worker pools: `rota.pool.join(name, options)` → a `PoolNode`. */

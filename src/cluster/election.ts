@@ -40,6 +40,8 @@ export interface LeaderInfo {
 /** This node's leadership of one term. */
 export interface Leadership {
   readonly name: string;
+  /** The candidate key whose createRevision is the token (for writes fenced on leadership). */
+  readonly key: string;
   readonly token: number;
   readonly since: number;
   /** Aborts when the leadership is lost or resigned. */

@@ -67,6 +67,28 @@ export class LeaseKeeper {
     return new LeaseKeeper(ctx, lease, sent, hooks, lostError, options.keepAlive ?? true);
   }
 
+  /**
+   * Resume keeping alive a lease granted earlier (by this process) and left to run out: one
+   * keep-alive proves it still exists (`ROTA_LEASE_NOT_FOUND` otherwise), then it is kept alive
+   * like a fresh grant.
+   */
+  static async adopt(
+    ctx: RotaContext,
+    leaseId: string,
+    hooks: LeaseKeeperHooks = {},
+    options: { signal?: AbortSignal; lostError?: (reason: string) => Error } = {},
+  ): Promise<LeaseKeeper> {
+    let sent = ctx.clock.monotonic();
+    const lease = await ctx.retry(() => {
+      sent = ctx.clock.monotonic();
+      return ctx.store.keepAlive(leaseId);
+    }, options.signal);
+    const lostError =
+      options.lostError ??
+      ((reason: string) => new LeaseLostError(`lease lost: ${reason}`, { detail: { reason } }));
+    return new LeaseKeeper(ctx, lease, sent, hooks, lostError, true);
+  }
+
   get id(): string {
     return this.lease.id;
   }

@@ -70,6 +70,7 @@ export class KvCache<T> {
 
   /** Start listing and watching until `signal` aborts. Resolves once the first listing is applied. */
   start(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
     if (!this.#started) {
       this.#started = true;
       void this.#run(signal);
@@ -82,7 +83,8 @@ export class KvCache<T> {
 
   /** Resolves once the cache has applied `revision` (e.g. our own write), or the signal aborts. */
   waitFor(revision: number, signal?: AbortSignal): Promise<void> {
-    if (this.#revision >= revision) return Promise.resolve();
+    // An already-aborted signal never fires 'abort' again: resolve now instead of hanging.
+    if (this.#revision >= revision || signal?.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const waiter = { revision, resolve };
       this.#waiters.push(waiter);
