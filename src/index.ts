@@ -33,6 +33,30 @@ export {
   schedule,
   spreadStrategy,
 } from './hosts/index.js';
+export {
+  type DispatchOptions,
+  type JobHandler,
+  type JobParam,
+  type JobPlan,
+  type JobProducer,
+  type NotifyOptions,
+  type Payload,
+  type PlacementFn,
+  type PlanContext,
+  POOL_DEFAULTS,
+  type PoolEventMap,
+  type PoolJob,
+  PoolNode,
+  type PoolOptions,
+  type PoolSchedule,
+  type Pools,
+  type PoolWorker,
+  type PoolWorkerInfo,
+  type StopJobOptions,
+  type StopOptions,
+  type StopReason,
+  type WorkerOptions,
+} from './pool/index.js';
 export { DEFAULTS, Rota, type RotaOptions } from './rota.js';
 export { MemoryEngine, openMemoryStore } from './store/memory/index.js';
 export {

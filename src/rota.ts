@@ -12,6 +12,7 @@ import { consoleLogger, isLogger, type Logger } from './core/logger.js';
 import { StoreTime } from './core/store-time.js';
 import { isRotaError } from './errors.js';
 import { Hosts } from './hosts/index.js';
+import { Pools } from './pool/index.js';
 import { Schedules } from './schedules/index.js';
 import { DEFAULT_EMBEDDED_STORE, isStore, openStore } from './store/open.js';
 import type { Store } from './store/port.js';
@@ -124,6 +125,7 @@ export class Rota {
   #hosts: Hosts;
   #tasks: Tasks;
   #schedules: Schedules;
+  #pool: Pools;
   #closing: Promise<void> | null = null;
 
   private constructor(ctx: RotaContext, ownsStore: boolean, tasks: ResolvedTasksOptions) {
@@ -133,6 +135,7 @@ export class Rota {
     this.#hosts = new Hosts(ctx, this.#cluster);
     this.#tasks = new Tasks(ctx, this.#cluster, tasks);
     this.#schedules = new Schedules(ctx, this.#cluster);
+    this.#pool = new Pools(ctx, this.#cluster);
   }
 
   /**
@@ -249,6 +252,11 @@ export class Rota {
   /** Persisted recurring jobs, run once per slot across the cluster (docs/schedules.md). */
   get schedules(): Schedules {
     return this.#schedules;
+  }
+
+  /** Worker pools: `rota.pool.join(name, options)` → a `PoolNode`. */
+  get pool(): Pools {
+    return this.#pool;
   }
 
   /** True once `close()` was called. */
