@@ -55,7 +55,7 @@ export {
   type StopJobOptions,
   type StopOptions,
   type StopReason,
-  type WorkerOptions,
+  type WorkerOptions as PoolWorkerOptions,
 } from './pool/index.js';
 export { DEFAULTS, Rota, type RotaOptions } from './rota.js';
 export { MemoryEngine, openMemoryStore } from './store/memory/index.js';
