@@ -50,6 +50,8 @@ export interface RotaOptions {
   signal?: AbortSignal;
   /** Options of the tasks module (converger interval, start timeout, ...). See docs/tasks.md. */
   tasks?: TasksOptions;
+  /** Options of the hosts module: `{ electionTtl }` (default 1 000 ms). See docs/hosts.md. */
+  hosts?: { electionTtl?: number };
 }
 
 const OPTION_KEYS = [
@@ -67,6 +69,7 @@ const OPTION_KEYS = [
   'logger',
   'signal',
   'tasks',
+  'hosts',
 ] as const;
 
 export const DEFAULTS = {
@@ -147,6 +150,9 @@ export class Rota {
   static async connect(options: RotaOptions = {}): Promise<Rota> {
     const resolved = resolveOptions(options);
     const tasksOptions = resolveTasksOptions(options.tasks);
+    const hostsOptions = checkOptions('hosts', options.hosts, ['electionTtl']) as { electionTtl?: number };
+    if (hostsOptions.electionTtl !== undefined)
+      checkDuration('hosts.electionTtl', hostsOptions.electionTtl, 1000);
     const clock = options.clock ?? systemClock;
     const random = options.random ?? Math.random;
     const logger = options.logger ?? consoleLogger('warn');
@@ -169,6 +175,7 @@ export class Rota {
       { ...resolved, maxPayloadBytes },
     );
     const rota = new Rota(ctx, ownsStore, tasksOptions);
+    rota.#hosts.configure(hostsOptions);
     const start = async (signal?: AbortSignal) => {
       await ctx.retry(() => time.sync(), signal);
       await rota.#cluster.start(signal);

@@ -314,6 +314,17 @@ export class Hosts {
   // Coordination
 
   /**
+   * Set this node's coordinator election TTL before it first campaigns (the `hosts.electionTtl`
+   * option of `Rota.connect`). Default 1 000 ms.
+   */
+  configure(options: { electionTtl?: number } = {}): void {
+    const o = checkOptions('options', options, ['electionTtl']) as { electionTtl?: number };
+    if (o.electionTtl !== undefined) {
+      this.#coordinator.setElectionTtl(checkDuration('options.electionTtl', o.electionTtl, 1000));
+    }
+  }
+
+  /**
    * Take part in coordination (campaign and, while leader, decide) until `signal` aborts, even
    * without a candidacy of this node. Automatic on the first `add`/`schedule`. Resolves once the
    * node's view of `hosts/` is loaded.

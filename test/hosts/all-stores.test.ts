@@ -7,8 +7,31 @@
 import type { RotaError } from '../../src/errors.js';
 import type { HostSchedule, HostStrategy } from '../../src/hosts/index.js';
 import type { TestCluster, TestNode } from '../../src/testing/index.js';
-import { allStores, assert, delay, eventually, withStoreCluster } from '../support/scenarios.js';
+import {
+  allStores,
+  assert,
+  delay,
+  eventually,
+  withStoreCluster as withAnyCluster,
+} from '../support/scenarios.js';
+import type { BackendFixture } from '../support/stores.js';
 import { candidacyKv, decisionKv, decisionRecord, quietFor, untilHosts } from './helpers.js';
+
+/**
+ * Real-time runs give the coordinator a 3 s election lease: the 1 s default flaps on a loaded CI
+ * machine before a decision settles. Tests that need another TTL still pass `hosts.start()`.
+ */
+function withStoreCluster(
+  fixture: BackendFixture,
+  options: Parameters<typeof withAnyCluster>[1],
+  body: Parameters<typeof withAnyCluster>[2],
+): Promise<void> {
+  return withAnyCluster(
+    fixture,
+    { ...options, nodeOptions: { hosts: { electionTtl: 3000 }, ...options.nodeOptions } },
+    body,
+  );
+}
 
 /** The TTL of a node that must live a little before it is killed (1 s leases flap under load). */
 const DOOMED = 2000;

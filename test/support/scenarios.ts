@@ -15,6 +15,29 @@ export function storeFixtures(): BackendFixture[] {
   return selectedFixtures().filter((f) => serverAvailable(f));
 }
 
+/** Longest a scenario body may run before it fails (so its cleanup still runs). */
+const BODY_DEADLINE_MS = 50_000;
+/** Longest the cleanup of a scenario may take. */
+const CLEANUP_DEADLINE_MS = 15_000;
+
+/**
+ * Fail with a clear message if `promise` is not settled within `ms`. A test whose body hangs would
+ * otherwise never reach its cleanup, and the cluster's timers would keep the test file alive.
+ */
+async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Run `body` with a fresh test cluster on `fixture` (real clock), then close everything. */
 export async function withStoreCluster(
   fixture: BackendFixture,
@@ -25,10 +48,16 @@ export async function withStoreCluster(
   let cluster: TestCluster | undefined;
   try {
     cluster = await createTestCluster({ ...options, store: () => handle.connect(), clock: 'real' });
-    await body(cluster);
+    await deadline(body(cluster), BODY_DEADLINE_MS, 'the scenario');
   } finally {
-    await cluster?.close();
-    await handle.destroy();
+    await deadline(
+      (async () => {
+        await cluster?.close();
+        await handle.destroy();
+      })(),
+      CLEANUP_DEADLINE_MS,
+      'the scenario cleanup',
+    );
   }
 }
 
@@ -39,9 +68,9 @@ export async function withManualCluster(
 ): Promise<void> {
   const cluster = await createTestCluster({ ...options, store: 'memory', clock: 'manual' });
   try {
-    await body(cluster);
+    await deadline(body(cluster), BODY_DEADLINE_MS, 'the scenario');
   } finally {
-    await cluster.close();
+    await deadline(cluster.close(), CLEANUP_DEADLINE_MS, 'the scenario cleanup');
   }
 }
 
