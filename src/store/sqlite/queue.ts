@@ -52,6 +52,9 @@ import {
   FEED_QUEUE,
   GET_ITEM,
   GET_LIVE_ITEM,
+  IDS_COMPLETED,
+  IDS_EXPIRED_LEASES,
+  IDS_READY,
   LIST_ALL,
   LIST_QUEUE,
   NEXT_DELAYED,
@@ -222,6 +225,7 @@ export function claim(tx: QueueTx, request: ClaimRequest): ClaimResult {
     if (t) tx.apply(t, rec);
   }
   const from = request.from ?? 'pending';
+  if (request.ids) return claimIds(tx, request, request.ids);
   let candidates: ItemRecord[];
   if (from === 'pending') {
     tx.conn.stmt(PROMOTE_DUE).run(request.queue, now);
@@ -244,6 +248,27 @@ export function claim(tx: QueueTx, request: ClaimRequest): ClaimResult {
     nextRunAt = times.length > 0 ? Math.min(...times) : null;
   }
   return { items, nextRunAt };
+}
+
+/** A claim restricted to `ids` (after the queue's expired leases were applied): no nextRunAt. */
+function claimIds(tx: QueueTx, request: ClaimRequest, ids: string[]): ClaimResult {
+  const { now } = tx;
+  const json = JSON.stringify(ids);
+  for (const rec of tx.rows(IDS_EXPIRED_LEASES, json, request.queue, now)) {
+    const t = expireLease(rec, now, tx.nextSeq());
+    if (t) tx.apply(t, rec);
+  }
+  const candidates =
+    (request.from ?? 'pending') === 'pending'
+      ? tx.rows(IDS_READY, json, request.queue, now, request.limit)
+      : tx.rows(IDS_COMPLETED, json, request.queue, request.limit);
+  const items: QueueItem[] = [];
+  for (const rec of candidates) {
+    const claimed = claimItem(rec, request, now, tx.nextSeq());
+    tx.write(claimed, rec);
+    items.push(claimed);
+  }
+  return { items, nextRunAt: null };
 }
 
 export function renew(tx: QueueTx, entries: RenewEntry[], leaseTtl: number): RenewResult[] {

@@ -89,6 +89,24 @@ ORDER BY priority DESC, run_at, seq LIMIT ?`;
 export const COMPLETED_HEAD = `
 SELECT * FROM rota_items WHERE queue = ? AND state = 'completed' ORDER BY completed_at, seq LIMIT ?`;
 
+/**
+ * Claims restricted to given ids (`ClaimRequest.ids`, bound as one JSON array). CROSS JOIN keeps
+ * json_each as the outer loop and the unary `+` keeps the other terms off the indexes, so each id
+ * is one primary-key lookup however deep the queue; the filters and order are those of the heads
+ * above. The lease query catches held items whose expired lease the claim's bounded expiry batch
+ * left for later.
+ */
+const GIVEN_IDS = `
+SELECT rota_items.* FROM json_each(?) AS given CROSS JOIN rota_items ON rota_items.id = given.value
+WHERE +queue = ?`;
+
+export const IDS_EXPIRED_LEASES = `${GIVEN_IDS} AND +lease_expires_at <= ?`;
+
+export const IDS_READY = `${GIVEN_IDS} AND +state = 'pending' AND +run_at <= ?
+ORDER BY priority DESC, run_at, seq LIMIT ?`;
+
+export const IDS_COMPLETED = `${GIVEN_IDS} AND +state = 'completed' ORDER BY completed_at, seq LIMIT ?`;
+
 export const NEXT_DELAYED = `
 SELECT min(run_at) FROM rota_items WHERE queue = ? AND state = 'pending' AND ready = 0`;
 
