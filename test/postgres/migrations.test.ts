@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { isRotaError } from '../../src/errors.js';
 import { dec, enc } from '../../src/store/conformance/helpers.js';
 import { openStore } from '../../src/store/open.js';
-import { migrationVersions } from '../../src/store/postgres/sql.js';
+import { newItemJson } from '../../src/store/postgres/queue-rows.js';
+import { migrationText, migrationVersions, query } from '../../src/store/postgres/sql.js';
 import { dropPostgresSchema, testSchema } from '../support/stores.js';
-import { admin, needsServer, PG_URL, withSchema } from './helpers.js';
+import { admin, needsServer, PG_URL, rawClient, withSchema } from './helpers.js';
 
 const child = fileURLToPath(new URL('./children/open-and-put.ts', import.meta.url));
 
@@ -86,6 +87,38 @@ describe('postgres migrations', needsServer, () => {
       assert.equal(error.detail.version, 999);
       assert.equal(error.detail.schema, schema);
       assert.equal(dec((await first.get('keep')).kv?.value ?? enc('')), 'me');
+    });
+  });
+
+  it('a schema at version 1 with queue items is upgraded, and claims restricted to ids work', async () => {
+    await withSchema(async (open, schema) => {
+      // Version 1 as a release without migration 2 left it, with an item enqueued by its functions.
+      await admin(`CREATE SCHEMA "${schema}"`);
+      const client = await rawClient(schema);
+      try {
+        await client.query(query('schema-versions-table'));
+        await client.query(migrationText(1));
+        await client.query(query('schema-version-add'), [1]);
+        await client.query(query('queue-enqueue'), [
+          JSON.stringify([newItemJson({ id: 'old', queue: 'q', payload: '1' }, 0)]),
+        ]);
+      } finally {
+        await client.end();
+      }
+      const store = await open();
+      const versions = await admin<{ version: number }>(
+        `SELECT version FROM "${schema}".schema_versions ORDER BY version`,
+      );
+      assert.deepEqual(
+        versions.map((v) => v.version),
+        migrationVersions(),
+      );
+      assert.ok(migrationVersions().includes(2));
+      const claimed = await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 30_000, ids: ['old'] });
+      assert.deepEqual(
+        claimed.items.map((i) => [i.id, i.state, i.owner]),
+        [['old', 'claimed', 'w']],
+      );
     });
   });
 

@@ -1,7 +1,8 @@
 /**
  * The Queue half of the port over PostgreSQL. Every call is one round trip to a server-side
- * function (sql/migrations/1/06-queue-writes.sql, 07-queue-reads.sql) that implements the queue
- * model of src/store/queue-model.ts in SQL.
+ * function (sql/migrations/1/06-queue-writes.sql, 07-queue-reads.sql; claims restricted to ids:
+ * sql/migrations/2/01-claim-ids.sql) that implements the queue model of src/store/queue-model.ts
+ * in SQL.
  */
 import { toSafeInteger } from '../keys.js';
 import type {
@@ -76,9 +77,18 @@ export class PgQueue {
     const from = request.from ?? 'pending';
     // The row without an id only carries nextRunAt (see 06-queue-writes.sql).
     type ClaimRow = ItemRow | { id: null; run_at: string | null };
+    const params = [
+      request.queue,
+      request.owner,
+      request.limit,
+      request.leaseTtl,
+      request.start ?? false,
+      from,
+    ];
+    // A claim restricted to ids has a function of its own (and no nextRunAt row).
     const res = await this.#db.run<ClaimRow>(
-      query('queue-claim'),
-      [request.queue, request.owner, request.limit, request.leaseTtl, request.start ?? false, from],
+      query(request.ids === undefined ? 'queue-claim' : 'queue-claim-ids'),
+      request.ids === undefined ? params : [...params, request.ids],
       { write: true },
     );
     const items: QueueItem[] = [];
