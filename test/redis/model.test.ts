@@ -1,6 +1,6 @@
 /**
  * The Lua queue state machine against the reference: the same seeded random sequence of enqueue,
- * claim, renew and settle calls (right and wrong tokens, every op kind) runs on a memory store and
+ * claim (some restricted to ids), renew and settle calls (right and wrong tokens, every op kind) runs on a memory store and
  * on a Redis store, and every result and every item must agree. Timestamps and counter values
  * differ between the engines and are left out; everything else is compared.
  */
@@ -65,6 +65,17 @@ describe('redis queue scripts match queue-model.ts', { skip: !enabled, timeout: 
       const rand = rng(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
       const ids = Array.from({ length: 12 }, (_, i) => `i${i}`);
+      /** A claim's `ids`: some of the items (in random order), a dead-letter copy, an unknown id. */
+      const someIds = () => {
+        const some = ids.filter(() => rand() < 0.4);
+        for (let i = some.length - 1; i > 0; i--) {
+          const j = Math.floor(rand() * (i + 1));
+          [some[i], some[j]] = [some[j] as string, some[i] as string];
+        }
+        if (rand() < 0.3) some.push(`dl-${pick(ids)}`);
+        if (rand() < 0.3) some.push('absent');
+        return some.length > 0 ? some : [pick(ids)];
+      };
       // Tokens differ between engines: keep each engine's latest token per item, and refer to
       // "the current token" or "a wrong token" symbolically.
       const tokens = new Map<Store, Map<string, number>>([
@@ -112,6 +123,7 @@ describe('redis queue scripts match queue-model.ts', { skip: !enabled, timeout: 
               leaseTtl: 60_000,
               start: rand() < 0.5,
               ...(rand() < 0.2 ? { from: 'completed' as const } : {}),
+              ...(rand() < 0.3 ? { ids: someIds() } : {}),
             };
             what = `claim ${JSON.stringify(request)}`;
             const [a, b] = await both(async (s) => {

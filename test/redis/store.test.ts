@@ -104,6 +104,81 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
     }
   });
 
+  it('enqueues 10 000 items in one call, all stored in enqueue order', async () => {
+    const prefix = newPrefix();
+    const store = await openStore(url, { prefix });
+    try {
+      // Ids not in sort order, so that enqueue order is not id order.
+      const ids = Array.from({ length: 10_000 }, (_, i) => `b${(i * 7919) % 10_000}`);
+      const results = await store.enqueue(
+        ids.map((id, i) => ({ id, queue: 'big', payload: `{"n":${i}}`, ...(i % 3 ? { meta: '{}' } : {}) })),
+      );
+      assert.deepEqual(
+        results.map((r) => r.id),
+        ids,
+      );
+      assert.ok(results.every((r) => r.status === 'created'));
+      for (let i = 1; i < results.length; i++) {
+        assert.ok((results[i]?.seq ?? 0) > (results[i - 1]?.seq ?? 0), `seq order at ${i}`);
+      }
+      assert.equal((await store.countItems('big')).big?.pending, 10_000);
+      const stored: string[] = [];
+      let afterSeq: number | undefined;
+      for (;;) {
+        const page = await store.listItems({ queue: 'big', limit: 1000, ...(afterSeq ? { afterSeq } : {}) });
+        for (const it of page.items) {
+          assert.equal(it.payload, `{"n":${stored.length}}`);
+          stored.push(it.id);
+        }
+        if (page.nextAfterSeq === null) break;
+        afterSeq = page.nextAfterSeq;
+      }
+      assert.deepEqual(stored, ids);
+      const claimed = await store.claim({ queue: 'big', owner: 'w', limit: 5, leaseTtl: 30_000 });
+      assert.deepEqual(
+        claimed.items.map((it) => it.id),
+        ids.slice(0, 5),
+      );
+    } finally {
+      await store.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
+  it('a claim restricted to ids applies an expired lease past the per-claim expiry batch', async () => {
+    const prefix = newPrefix();
+    const store = await openStore(url, { prefix });
+    try {
+      // 1 001 expired leases: one claim applies the first 1 000 (claimExpireBatch), by lease
+      // expiry and then seq, so x1000's is left for the ids path itself.
+      const n = 1001;
+      await store.enqueue(Array.from({ length: n }, (_, i) => ({ id: `x${i}`, queue: 'e', payload: '{}' })));
+      const first = await store.claim({ queue: 'e', owner: 'w1', limit: n, leaseTtl: 1000 });
+      assert.equal(first.items.length, n);
+      await sleep(1100);
+      const got = await store.claim({
+        queue: 'e',
+        owner: 'w2',
+        limit: 2,
+        leaseTtl: 30_000,
+        ids: ['x1000', 'x5'],
+      });
+      assert.deepEqual(
+        got.items.map((it) => [it.id, it.state, it.owner]),
+        [
+          ['x5', 'claimed', 'w2'],
+          ['x1000', 'claimed', 'w2'],
+        ],
+      );
+      assert.equal(got.nextRunAt, null);
+      const counts = (await store.countItems('e')).e;
+      assert.deepEqual(counts && [counts.pending, counts.claimed], [n - 2, 2]);
+    } finally {
+      await store.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
   it('worker processes share a queue without completing an item twice', async () => {
     const prefix = newPrefix();
     const store = await openStore(url, { prefix });

@@ -95,10 +95,13 @@ export class ScriptRunner {
 
   async #eval(redis: Redis, name: ScriptName, args: Arg[], buffers: boolean): Promise<unknown> {
     const script = this.#get(name);
-    const call = (sha: string) =>
-      buffers
-        ? redis.callBuffer('EVALSHA', sha, 1, this.#base, ...args)
-        : redis.call('EVALSHA', sha, 1, this.#base, ...args);
+    // The arguments go as one array, never spread into the call: a batch of 100 000 items is
+    // millions of arguments, past what a JavaScript call can take ("Maximum call stack size
+    // exceeded", thrown before anything is sent).
+    const call = (sha: string) => {
+      const argv = ([sha, 1, this.#base] as Arg[]).concat(args);
+      return buffers ? redis.callBuffer('EVALSHA', argv) : redis.call('EVALSHA', argv);
+    };
     try {
       return await call(script.sha);
     } catch (err) {

@@ -328,7 +328,7 @@ export class RedisStore implements Store {
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
-    const reply = await this.#call('write', 'q-claim', [
+    const args: Arg[] = [
       request.queue,
       request.owner,
       request.limit,
@@ -337,7 +337,12 @@ export class RedisStore implements Store {
       request.from === 'completed' ? 'c' : 'p',
       this.#config.claimExpireBatch,
       this.#config.claimPromoteBatch,
-    ]);
+    ];
+    if (request.ids) {
+      args.push('ids');
+      for (const id of request.ids) args.push(id);
+    }
+    const reply = await this.#call('write', 'q-claim', args);
     const items: QueueItem[] = [];
     for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
     return { items, nextRunAt: reply[0] === null ? null : Number(reply[0]) };

@@ -1,5 +1,6 @@
 -- needs: common queue
 -- claim: ARGV queue, owner, limit, leaseTtl, start '1'|'', from 'p'|'c', expireLimit, promoteLimit
+-- [, 'ids', id...] (request.ids: consider only those items)
 -- -> nextRunAt | nil, then one Q.reply() per claimed item, in claim order
 local now = now_ms()
 local queue, owner = ARGV[1], ARGV[2]
@@ -20,6 +21,54 @@ end
 Q.flush()
 
 local out = { false }
+if ARGV[9] == 'ids' then
+  -- Only the listed items of this queue that are claimable, in claim order, at most `limit`;
+  -- nextRunAt stays nil. An expired lease the bounded pass above did not reach is applied first,
+  -- as memory applies every expired lease of the queue before looking at the ids.
+  local wanted = {}
+  for k = 10, #ARGV do
+    local r = Q.load(ARGV[k], true)
+    if r and r.v.q == queue then
+      local le = r.v.le
+      if le and tonumber(le) <= now then
+        local changed, dead = Q.expire_lease(r, now)
+        if changed then
+          Q.apply(r, now, dead)
+          r = Q.load(r.id, true)
+        end
+      end
+      local v = r.v
+      if from_completed then
+        if v.s == 'completed' then
+          r.k1, r.k2, r.k3 = tonumber(v.co), tonumber(v.sq), 0
+          wanted[#wanted + 1] = r
+        end
+      elseif v.s == 'pending' and tonumber(v.ra) <= now then
+        r.k1, r.k2, r.k3 = -tonumber(v.pr), tonumber(v.ra), tonumber(v.sq)
+        wanted[#wanted + 1] = r
+      end
+    end
+  end
+  -- pending: priority desc, runAt asc, seq asc; completed: completedAt asc, seq asc.
+  table.sort(wanted, function(a, b)
+    if a.k1 ~= b.k1 then
+      return a.k1 < b.k1
+    end
+    if a.k2 ~= b.k2 then
+      return a.k2 < b.k2
+    end
+    return a.k3 < b.k3
+  end)
+  for k = 1, math.min(limit, #wanted) do
+    local r = wanted[k]
+    Q.claim_item(r, owner, ttl, start, from_completed, now)
+    out[#out + 1] = Q.reply(r)
+    Q.write(r, now)
+  end
+  Q.finish()
+  return out
+end
+
 if not from_completed then
   local ready, delayed = Q.qkey(queue, 'r'), Q.qkey(queue, 'd')
   -- Promote due delayed items into the ready set (bounded per call).
