@@ -4,6 +4,10 @@
  * each claim as a nested txn guarded by the record's modRevision. Items another claimer took in
  * between fail their guard alone; the claim then reads again for the rest. A claim costs three
  * round trips (index, records, write) whatever the depth of the queue.
+ *
+ * A claim restricted to `ids` reads those records directly (alongside the expired-lease index of
+ * the queue) instead of the queue's indexes: two round trips (records, write), three when leases
+ * of the queue have expired.
  */
 import type { IRangeResponse } from 'etcd3';
 import type { ClaimRequest, ClaimResult, QueueItem } from '../../port.js';
@@ -68,6 +72,7 @@ async function scan(ctx: QueueContext, req: ClaimRequest, want: number, now: num
 }
 
 export async function claim(ctx: QueueContext, req: ClaimRequest): Promise<ClaimResult> {
+  if (req.ids) return claimIds(ctx, req, req.ids);
   const pending = (req.from ?? 'pending') === 'pending';
   const items: QueueItem[] = [];
   let nextTimes: number[] = [];
@@ -151,4 +156,98 @@ export async function claim(ctx: QueueContext, req: ClaimRequest): Promise<Claim
     nextRunAt = Number.isFinite(earliest) ? earliest : null;
   }
   return { items, nextRunAt };
+}
+
+/** The ids of expired leases of the queue (claimed, running, resolving), one batch per state. */
+async function expiredLeases(ctx: QueueContext, queue: string, now: number): Promise<string[]> {
+  const ranges = (['c', 'n', 's'] as const).map((kind) =>
+    indexUpTo(ctx.keys.queueIndex(queue, kind), now, EXPIRED_BATCH),
+  );
+  const res = await ctx.ranges('claim', ranges);
+  return res.flatMap((r) => keysOf(r).map(idOfIndexKey));
+}
+
+/**
+ * A claim of only the listed items. Expired leases of the queue are applied as in any claim; of the
+ * listed ids, items of the queue that are claimable (after their own expired lease, if any) are
+ * claimed in claim order, at most `limit`. Unknown ids and items of other queues are skipped. An
+ * item another claimer took in between fails its guard alone and is read again.
+ */
+async function claimIds(ctx: QueueContext, req: ClaimRequest, wanted: string[]): Promise<ClaimResult> {
+  const pending = (req.from ?? 'pending') === 'pending';
+  const items: QueueItem[] = [];
+  let ids = wanted;
+  for (let round = 0; round < MAX_ROUNDS && items.length < req.limit && ids.length > 0; round++) {
+    const now = ctx.now();
+    const want = req.limit - items.length;
+    const [expired, observed] = await Promise.all([
+      round === 0 ? expiredLeases(ctx, req.queue, now) : [],
+      ctx.readRecords('claim', ids),
+    ]);
+    const unread = expired.filter((id) => !observed.has(id));
+    if (unread.length > 0) for (const [id, o] of await ctx.readRecords('claim', unread)) observed.set(id, o);
+
+    const listed = new Set(ids);
+    const plans: Plan[] = [];
+    const candidates: Candidate[] = [];
+    for (const [id, o] of observed) {
+      const rec = o.rec;
+      if (!rec || rec.queue !== req.queue) continue;
+      const t = expireLease(rec, now, PENDING_REVISION);
+      const current = t ? t.item : rec;
+      const claimable =
+        listed.has(id) && (pending ? isRunnable(current, now) : current.state === 'completed');
+      if (claimable)
+        candidates.push({
+          id,
+          observed: o,
+          current,
+          expired: t !== null,
+          deadLetter: t?.deadLetter ?? null,
+          promotion: null,
+        });
+      else if (t) plans.push({ id, observed: o, after: t.item, deadLetter: t.deadLetter });
+    }
+
+    candidates.sort((a, b) =>
+      pending
+        ? compareClaimOrder(a.current, b.current)
+        : (a.current.completedAt ?? 0) - (b.current.completedAt ?? 0) || a.current.seq - b.current.seq,
+    );
+    const chosen = candidates.slice(0, want);
+    for (const c of chosen)
+      plans.push({
+        id: c.id,
+        observed: c.observed,
+        after: claimItem(c.current, req, now, PENDING_REVISION),
+        deadLetter: c.deadLetter,
+      });
+    for (const c of candidates.slice(want))
+      if (c.expired)
+        plans.push({ id: c.id, observed: c.observed, after: c.current, deadLetter: c.deadLetter });
+    if (plans.length === 0) break;
+
+    const written = await ctx.commit('claim', plans);
+    const lost: string[] = [];
+    for (const c of chosen) {
+      const revision = written.get(c.id);
+      if (revision === null || revision === undefined) {
+        lost.push(c.id);
+        continue;
+      }
+      const plan = plans.find((p) => p.id === c.id) as Plan;
+      items.push({ ...(plan.after as ItemRecord), token: revision, changeSeq: revision } as QueueItem);
+    }
+    if (lost.length === 0) break;
+    // Another claimer wrote some chosen items: read the listed items not yet claimed again (the
+    // lost ones may be gone, and then the next ones in claim order are wanted).
+    const taken = new Set(items.map((i) => i.id));
+    ids = ids.filter((id) => !taken.has(id));
+    await new Promise((r) => setTimeout(r, Math.random() * 5));
+  }
+  const claimOrder = pending
+    ? compareClaimOrder
+    : (a: ItemRecord, b: ItemRecord) => (a.completedAt ?? 0) - (b.completedAt ?? 0) || a.seq - b.seq;
+  items.sort(claimOrder);
+  return { items, nextRunAt: null };
 }
