@@ -115,8 +115,10 @@ export class Ticker implements AsyncIterable<Tick> {
         this.#adopt();
       },
     });
-    ctx.closing.addEventListener('abort', () => this.close(), { once: true });
+    ctx.closing.addEventListener('abort', this.#onClosing, { once: true });
   }
+
+  readonly #onClosing = () => this.close();
 
   /** @internal Use `cluster.ticker()`. */
   static async create(
@@ -280,5 +282,6 @@ export class Ticker implements AsyncIterable<Tick> {
   #shutdown(): void {
     this.ctx.clock.clearTimeout(this.#timer);
     this.#stop.abort();
+    this.ctx.closing.removeEventListener('abort', this.#onClosing);
   }
 }

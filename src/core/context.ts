@@ -2,6 +2,7 @@
  * What every module receives from its node: the store, the key layout, time, randomness, events,
  * logging, the retry policy and the node's options. Modules never reach around it.
  */
+import { setMaxListeners } from 'node:events';
 import { ClosedError } from '../errors.js';
 import type { Store } from '../store/port.js';
 import type { Clock } from '../time/clock.js';
@@ -38,7 +39,10 @@ export class RotaContext {
     readonly events: EventBus,
     readonly logger: Logger,
     readonly options: ResolvedRotaOptions,
-  ) {}
+  ) {
+    // Every module's caches, elections and tickers listen for the node closing: many, by design.
+    setMaxListeners(1000, this.#closing.signal);
+  }
 
   get nodeId(): string {
     return this.options.nodeId;

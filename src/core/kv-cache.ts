@@ -75,10 +75,14 @@ export class KvCache<T> {
       this.#started = true;
       void this.#run(signal);
     }
-    return Promise.race([
-      this.#ready,
-      new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
-    ]);
+    return new Promise<void>((resolve) => {
+      const onAbort = () => resolve();
+      signal.addEventListener('abort', onAbort, { once: true });
+      void this.#ready.then(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
   }
 
   /** Resolves once the cache has applied `revision` (e.g. our own write), or the signal aborts. */

@@ -224,6 +224,8 @@ export class Worker {
   readonly #units = new Set<Unit>();
   #ewma = Number.POSITIVE_INFINITY;
 
+  /** The store declares a high-throughput queue (capabilities), which pipelined claims suit. */
+  readonly #highThroughput: boolean;
   /** Claims in flight (two at most, and only while prefetching). */
   readonly #claims = new Set<Promise<void>>();
   #claimsInFlight = 0;
@@ -263,6 +265,7 @@ export class Worker {
     this.#handler = handler;
     this.#batch = batch;
     this.#o = options;
+    this.#highThroughput = host.ctx.store.capabilities.queueThroughput === 'high';
     this.#unitSize = batch ? options.batchSize : 1;
     this.#settler = new Settler<Slot>(host.ctx, (slot, op, result, error) =>
       this.#settled(slot, op, result, error),
@@ -359,7 +362,10 @@ export class Worker {
     if (this.#stopping || !this.#started) return;
     while (this.#runningUnits < this.#o.concurrency && this.#buffered > 0) this.#startUnit();
     const prefetch = this.#prefetch();
-    const maxClaims = prefetch > 0 && this.#busy ? 2 : 1;
+    // A second claim in flight hides round-trip latency on high-throughput stores; on a low one
+    // (etcd) two claims of one worker only contend for the same items and come back short.
+    const pipelined = prefetch > 0 && this.#busy && this.#highThroughput;
+    const maxClaims = pipelined ? 2 : 1;
     while (
       !this.#paused &&
       !this.#idle &&

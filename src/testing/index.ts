@@ -125,12 +125,19 @@ export class TestCluster {
    * with a crashed process): its pending calls fail locally so its timers stop.
    */
   async close(): Promise<void> {
-    await Promise.all(
+    let settled = false;
+    const closing = Promise.all(
       this.nodes.map((n) => {
         if (n.faults.mode === 'killed') n.faults.dispose();
         return n.rota.close().catch(() => undefined);
       }),
-    );
+    ).finally(() => {
+      settled = true;
+    });
+    // On a manual clock, time must keep passing while nodes close (retry backoffs, stop timeouts),
+    // as it would in real time: advance it in small steps until every close has settled.
+    for (let step = 0; this.clock && !settled && step < 1200; step++) await this.clock.advance(100);
+    await closing;
   }
 }
 
