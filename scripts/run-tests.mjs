@@ -23,9 +23,9 @@ if (files.length === 0) {
   console.error('run-tests: no test files found');
   process.exit(1);
 }
-// Tests mostly wait on timers and servers, so run a few more files at once than there are cores,
+// Tests mostly wait on timers and servers, so run as many files at once as there are cores (2 here),
 // but not so many that CPU contention stalls event loops past the 500 ms lease safety margin.
-const concurrency = process.env.ROTA_TEST_CONCURRENCY ?? '3';
+const concurrency = process.env.ROTA_TEST_CONCURRENCY ?? '2';
 const args = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...extra, ...files];
 const child = spawn(process.execPath, args, { stdio: 'inherit' });
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -79,7 +79,7 @@ export class Runner {
   #stop = new AbortController();
   #cachesStarted = false;
   #overlay = new Map<string, Versioned<DefRecord>>();
-  #timers = new Map<string, TimerHandle>();
+  #timers = new Map<string, { handle: TimerHandle; due: number }>();
   #runs = new Map<string, ActiveRun>();
   #claiming = new Set<string>();
   #reserved = 0;
@@ -226,7 +226,7 @@ export class Runner {
     this.#stop.abort();
     for (const off of this.#offs.splice(0)) off();
     const { clock } = this.#d.ctx;
-    for (const t of this.#timers.values()) clock.clearTimeout(t);
+    for (const t of this.#timers.values()) clock.clearTimeout(t.handle);
     this.#timers.clear();
     clock.clearTimeout(this.#passTimer);
     this.#passTimer = undefined;
@@ -295,22 +295,31 @@ export class Runner {
   #arm(name: string, delay?: number): void {
     const { clock, time } = this.#d.ctx;
     const old = this.#timers.get(name);
-    if (old) clock.clearTimeout(old);
+    if (old) {
+      clock.clearTimeout(old.handle);
+      // Its slot was already due here (a busy event loop had not run the timer yet) when another
+      // node's write changed the definition: this node was going for that slot too.
+      if (old.due <= time.now()) this.#fired.set(name, old.due);
+    }
     this.#timers.delete(name);
     if (!this.#start || !this.#d.registry.get(name)?.handler) return;
     const v = this.view(name);
     if (!v) return;
     const due = this.#dueOf(name, v.value);
+    // The slot this node went for moved on in the cache without a claim of ours in flight:
+    // another node took it.
+    const fired = this.#fired.get(name);
+    if (fired !== undefined && fired !== due && !this.#claiming.has(name)) this.#reportTakenOne(name);
     if (due === null) return;
     const wait = delay ?? time.until(due);
-    this.#timers.set(
-      name,
-      clock.setTimeout(() => {
+    this.#timers.set(name, {
+      due,
+      handle: clock.setTimeout(() => {
         this.#timers.delete(name);
         if (v.value.nextRunAt === due) this.#fired.set(name, due);
         this.#requestPass();
       }, wait),
-    );
+    });
   }
 
   /**
@@ -477,7 +486,19 @@ export class Runner {
     // With a claim limit a pass ends when its claims are done (so passes are counted); without
     // one the claims proceed on their own and the next due slot needs no wait for them.
     if (Number.isFinite(start.options.claimLimit)) await Promise.all(claims);
+    else for (const claim of claims) claim.catch((err) => this.#claimFailed(err));
     return more;
+  }
+
+  /** A claim that ran on its own failed: retry it with the pass backoff, like a failed pass. */
+  #claimFailed(err: unknown): void {
+    if (!this.#start || isRotaError(err, 'ROTA_CLOSED')) return;
+    this.#passFailures++;
+    const level = isRotaError(err, 'ROTA_STORE_UNAVAILABLE') ? 'debug' : 'warn';
+    if (this.#passFailures === 1 || this.#passFailures % 20 === 0) {
+      this.#logger[level]('schedules: claim failed; retrying', { error: err, failures: this.#passFailures });
+    }
+    this.#requestPass(this.#d.ctx.random() * Math.min(5000, 50 * 2 ** Math.min(this.#passFailures, 10)));
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -494,7 +515,11 @@ export class Runner {
       const def = v.value;
       const eff = this.effectiveOf(def);
       const plan = planClaim(def, storeNow, eff, this.#requestsOf(name), ctx.random);
-      if (!plan) return;
+      if (!plan) {
+        // Another node's claim reached the cache first: the slot this node went for is lost.
+        this.#reportTakenOne(name);
+        return;
+      }
       let lock: Lock | null = null;
       const locker = local.locker ?? this.#start.locker;
       if (plan.run && locker && plan.run.kind === 'slot') {
@@ -614,17 +639,20 @@ export class Runner {
 
   /** A slot this node was due to claim but found taken by another node: that is a lost claim too. */
   #reportTaken(due: Set<string>): void {
-    for (const [name, slotAt] of this.#fired) {
-      if (due.has(name)) continue;
-      this.#fired.delete(name);
-      const def = this.view(name)?.value;
-      const runId = String(slotAt);
-      const current = def?.currentRuns.find((c) => c.runId === runId);
-      const taken = current
-        ? current.owner !== this.#d.ctx.nodeId
-        : def?.history.includes(runId) === true && !this.#ranHere.has(`${name}\u0000${runId}`);
-      if (taken) this.#claimLost(name, slotAt, runId, 'taken');
-    }
+    for (const name of [...this.#fired.keys()]) if (!due.has(name)) this.#reportTakenOne(name);
+  }
+
+  #reportTakenOne(name: string): void {
+    const slotAt = this.#fired.get(name);
+    if (slotAt === undefined) return;
+    this.#fired.delete(name);
+    const def = this.view(name)?.value;
+    const runId = String(slotAt);
+    const current = def?.currentRuns.find((c) => c.runId === runId);
+    const taken = current
+      ? current.owner !== this.#d.ctx.nodeId
+      : def?.history.includes(runId) === true && !this.#ranHere.has(`${name}\u0000${runId}`);
+    if (taken) this.#claimLost(name, slotAt, runId, 'taken');
   }
 
   #emitPlanEvents(name: string, plan: Plan, skip: RunRecord | null): void {

@@ -62,8 +62,13 @@ export class FaultyStore implements Store {
   /** A call that never answers (a frozen node) — until `dispose()` fails it. */
   #hang(): Promise<never> {
     if (this.#disposed) return Promise.reject(new ClosedError('the test node was disposed'));
+    // Keep the call site: a call left hanging by a kill fails at dispose, far from its caller.
+    const site = new Error('hanging store call').stack ?? '';
     return new Promise<never>((_resolve, reject) => {
-      this.#hanging.add(reject);
+      this.#hanging.add((err) => {
+        err.stack = `${err.stack}\n  --- the call was made at:\n${site}`;
+        reject(err);
+      });
     });
   }
 

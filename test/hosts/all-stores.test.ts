@@ -201,9 +201,10 @@ allStores('hosts', {
       }));
       // 3 s election leases: a 1 s lease could flap under load and hand b the leadership early.
       const stopA = new AbortController();
+      // a leads before b campaigns, so the scenario does not depend on which campaign lands first.
       await a.rota.hosts.start({ signal: stopA.signal, electionTtl: 3000 });
+      await eventually(() => a.rota.hosts.isCoordinator(), 10_000, 'a to coordinate');
       await b.rota.hosts.start({ electionTtl: 3000 });
-      await eventually(() => a.rota.hosts.isCoordinator(), 5000, 'a to coordinate');
       const opts = { strategy: 'probe', max: 1 };
       for (const h of ['b1', 'b2', 'b3']) await b.rota.hosts.add('fence', { ...opts, hostname: h });
       await eventually(async () => (await decisionRecord(b.rota, 'fence'))?.hosts[0] === 'b3', 5000, '[b3]');
