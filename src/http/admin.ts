@@ -4,6 +4,7 @@
  * returns plain JSON-serialisable values, so the CLI prints them and the server sends them as is.
  */
 import { createHash } from 'node:crypto';
+import { Keyspace } from '../core/keys.js';
 import {
   InvalidArgumentError,
   InvalidTransitionError,
@@ -135,7 +136,7 @@ export class Admin {
       this.#rota.cluster.leaders(),
       this.#rota.store.now(),
     ]);
-    const namespaces = [...new Set(members.flatMap((m) => m.capabilities.hosts))].sort();
+    const namespaces = await this.hostNamespaces();
     const hosts = await Promise.all(
       namespaces.map(async (ns) => {
         const d = await this.#rota.hosts.get(ns);
@@ -156,6 +157,21 @@ export class Admin {
       })),
       hosts,
     };
+  }
+
+  /** Host namespaces that have candidates or a decision (read from the keys under `hosts/`). */
+  async hostNamespaces(): Promise<string[]> {
+    const keys = new Keyspace(this.#rota.namespace);
+    const names = new Set<string>();
+    for (const kind of ['candidates', 'decisions']) {
+      const prefix = keys.prefix('hosts', kind);
+      const { kvs } = await this.#rota.store.range(prefix);
+      for (const kv of kvs) {
+        const [ns] = keys.rest(prefix, kv.key);
+        if (ns !== undefined) names.add(ns);
+      }
+    }
+    return [...names].sort();
   }
 
   locks(): Promise<{ name: string; nodeId: string; token: number; value: unknown; waiting: number }[]> {
