@@ -149,4 +149,6 @@ export async function runStart(options: StartOptions, io: CliIo): Promise<void> 
     throw wrapError(err, 'ROTA_INTERNAL', 'shutdown failed');
   }
   io.stdout.write(`rota: node ${node.rota.nodeId} stopped\n`);
+  // Under `rota demo` the IPC channel would keep this process alive after a clean stop.
+  if (process.connected) process.disconnect();
 }
