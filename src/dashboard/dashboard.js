@@ -128,7 +128,7 @@
           (s) =>
             s.runs
               .filter((r) => r.kind !== 'skipped')
-              .slice(0, 6)
+              .slice(0, 4)
               .map(
                 (r) =>
                   `<span class="chip s-${esc(r.status)}" title="${esc(r.runId)} ${esc(r.status)}">${esc(r.kind === 'manual' ? 'manual' : time(r.slotAt))}</span>`,
