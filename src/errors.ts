@@ -67,6 +67,9 @@ export const ERROR_CODES = {
   ROTA_NOTIFY_UNSUPPORTED: "The job's handler has no notify method.",
   ROTA_REQUEUE: 'The pool handler asked to start the job later.',
   ROTA_SCHEDULE_STOP: 'The producer asked to end its schedule.',
+  ROTA_UNAUTHORIZED: 'The HTTP request lacks the bearer token the server requires.',
+  ROTA_ROUTE_NOT_FOUND: 'No HTTP endpoint matches the method and path.',
+  ROTA_INTERNAL: 'An unexpected error inside Rota; the server log has the details.',
 } as const;
 
 export type RotaErrorCode = keyof typeof ERROR_CODES;
@@ -189,6 +192,9 @@ export const PoolClosedError = defineError('ROTA_POOL_CLOSED', 'PoolClosedError'
 export const ClientOnlyError = defineError('ROTA_CLIENT_ONLY', 'ClientOnlyError');
 export const PoolShuttingDownError = defineError('ROTA_POOL_SHUTTING_DOWN', 'PoolShuttingDownError');
 export const NotifyUnsupportedError = defineError('ROTA_NOTIFY_UNSUPPORTED', 'NotifyUnsupportedError');
+export const UnauthorizedError = defineError('ROTA_UNAUTHORIZED', 'UnauthorizedError');
+export const RouteNotFoundError = defineError('ROTA_ROUTE_NOT_FOUND', 'RouteNotFoundError');
+export const InternalError = defineError('ROTA_INTERNAL', 'InternalError');
 
 /**
  * Control-flow errors a task handler may throw.

@@ -46,6 +46,7 @@ export {
   POOL_DEFAULTS,
   type PoolEventMap,
   type PoolJob,
+  type PoolJobInfo,
   PoolNode,
   type PoolOptions,
   type PoolSchedule,

@@ -84,6 +84,33 @@ function infoOf(entry: CacheEntry<Candidate> | undefined): LeaderInfo | null {
   };
 }
 
+/**
+ * The current leader of every election that has a candidate, read from the store in one range,
+ * sorted by name. For admin views (`rota status`, the dashboard).
+ */
+export async function listLeaders(
+  ctx: RotaContext,
+): Promise<(LeaderInfo & { name: string; candidates: number })[]> {
+  const root = ctx.keys.prefix('cluster', 'elections');
+  const { kvs } = await ctx.retry(() => ctx.store.range(root));
+  const byName = new Map<string, KeyValue[]>();
+  for (const kv of kvs) {
+    const [name] = ctx.keys.rest(root, kv.key);
+    if (name === undefined) continue;
+    byName.set(name, [...(byName.get(name) ?? []), kv]);
+  }
+  const out: (LeaderInfo & { name: string; candidates: number })[] = [];
+  for (const [name, list] of byName) {
+    const entries = list
+      .map((kv) => ({ kv, value: decodeCandidate(kv) }))
+      .filter((e): e is CacheEntry<Candidate> => e.value !== undefined)
+      .sort((a, b) => a.kv.createRevision - b.kv.createRevision);
+    const info = infoOf(entries[0]);
+    if (info) out.push({ name, ...info, candidates: entries.length });
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 function sameLeader(a: LeaderInfo | null, b: LeaderInfo | null): boolean {
   if (a === null || b === null) return a === b;
   return a.token === b.token && a.nodeId === b.nodeId && JSON.stringify(a.value) === JSON.stringify(b.value);

@@ -4,7 +4,7 @@
  */
 import type { RotaContext } from '../core/context.js';
 import { checkName, checkOptions } from '../validate.js';
-import { Election, type ElectionOptions } from './election.js';
+import { Election, type ElectionOptions, type LeaderInfo, listLeaders } from './election.js';
 import type { Locker, LockOptions } from './interfaces.js';
 import { createLocker, type LockerOptions } from './lockers.js';
 import { type HeldLock, Locks } from './locks.js';
@@ -86,6 +86,11 @@ export class Cluster {
     return this.#locks.holder(name);
   }
 
+  /** Every held lock (`{ name, nodeId, token, value, waiting }`), read from the store, sorted by name. */
+  locks(): Promise<{ name: string; nodeId: string; token: number; value: unknown; waiting: number }[]> {
+    return this.#locks.list();
+  }
+
   /** A gocron-style `Locker`: `mode: 'exclusive'` (default) or `'slot'`. */
   locker(options?: LockerOptions): Locker {
     this.ctx.assertOpen();
@@ -106,6 +111,12 @@ export class Cluster {
       this.#elections.set(name, election);
     }
     return election;
+  }
+
+  /** The current leader of every election with a candidate (`{ name, nodeId, token, since, value, candidates }`), read from the store. */
+  leaders(): Promise<(LeaderInfo & { name: string; candidates: number })[]> {
+    this.ctx.assertOpen();
+    return listLeaders(this.ctx);
   }
 
   // ----------------------------------------------------------------------------------------------

@@ -298,6 +298,42 @@ export class Locks {
     return res.succeeded;
   }
 
+  /**
+   * Every lock that has a holder, read from the store in one range: name, holder, token and how
+   * many contenders wait behind it. Sorted by name. For admin views (`rota locks`, the dashboard).
+   */
+  async list(): Promise<{ name: string; nodeId: string; token: number; value: unknown; waiting: number }[]> {
+    const root = this.ctx.keys.prefix('cluster', 'locks');
+    const { kvs } = await this.ctx.retry(() => this.ctx.store.range(root));
+    const byName = new Map<string, (typeof kvs)[number][]>();
+    for (const kv of kvs) {
+      const [name] = this.ctx.keys.rest(root, kv.key);
+      if (name === undefined) continue;
+      const list = byName.get(name) ?? [];
+      list.push(kv);
+      byName.set(name, list);
+    }
+    const out: { name: string; nodeId: string; token: number; value: unknown; waiting: number }[] = [];
+    for (const [name, contenders] of byName) {
+      const holder = contenders.sort((a, b) => a.createRevision - b.createRevision)[0];
+      if (!holder) continue;
+      let record: { nodeId?: string; value?: string | null } = {};
+      try {
+        record = JSON.parse(new TextDecoder().decode(holder.value));
+      } catch {
+        // A malformed contender is still a holder; report it without its value.
+      }
+      out.push({
+        name,
+        nodeId: record.nodeId ?? 'unknown',
+        token: holder.createRevision,
+        value: record.value ? JSON.parse(record.value) : null,
+        waiting: contenders.length - 1,
+      });
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
   /** Current holder of `name` (the oldest contender), read from the store. */
   async holder(name: string): Promise<{ nodeId: string; token: number; value: unknown } | null> {
     checkName('name', name);

@@ -75,7 +75,7 @@ export type { PoolEventMap } from './events.js';
 export type { JobHandler, PoolJob, StopReason } from './handler.js';
 export { hash64, score, toHex } from './hash.js';
 export type { Payload } from './jobs.js';
-export { PoolNode } from './node.js';
+export { type PoolJobInfo, PoolNode } from './node.js';
 export {
   type DispatchOptions,
   type NotifyOptions,

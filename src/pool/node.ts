@@ -62,6 +62,21 @@ const SHUTDOWN_POLL_MS = 100;
 /** Bound on each store call that cleans up after the stops in `removeWorker` and `close`. */
 const STORE_CLEANUP_MS = 5000;
 
+/** One job as listed by {@link PoolNode.jobs}. */
+export interface PoolJobInfo {
+  readonly key: string;
+  readonly state: 'active' | 'stopping' | 'failed';
+  readonly createdAt: number;
+  readonly dispatchedBy: string;
+  readonly requeued: boolean;
+  /** The owning worker, or null while the job waits for one. */
+  readonly workerId: string | null;
+  readonly nodeId: string | null;
+  readonly ownerState: 'starting' | 'running' | null;
+  /** The ownership's fencing token, or null without an owner. */
+  readonly token: number | null;
+}
+
 export class PoolNode {
   readonly name: string;
   readonly nodeId: string;
@@ -273,6 +288,31 @@ export class PoolNode {
       .filter(([, j]) => j.value.state !== 'failed')
       .map(([k]) => k)
       .sort();
+  }
+
+  /**
+   * Every dispatched job of the pool with its owner, from the watch-fed cache, sorted by key: for
+   * admin views (`rota pool jobs`, the dashboard's jobs per worker). `workerId`/`nodeId` are null
+   * while the job has no owner; `failed` jobs are included with their last error.
+   */
+  jobs(): PoolJobInfo[] {
+    this.#assertOpen();
+    return [...this.#state.jobs.entries()]
+      .map(([key, j]) => {
+        const owner = this.#state.owners.get(key);
+        return {
+          key,
+          state: j.value.state,
+          createdAt: j.value.createdAt,
+          dispatchedBy: j.value.dispatchedBy,
+          requeued: j.value.requeued,
+          workerId: owner?.value.workerId ?? null,
+          nodeId: owner?.value.nodeId ?? null,
+          ownerState: owner?.value.state ?? null,
+          token: owner?.kv.createRevision ?? null,
+        };
+      })
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   /**
