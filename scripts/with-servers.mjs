@@ -48,9 +48,11 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, check, timeoutMs = 30_000) {
+async function waitFor(what, check, timeoutMs = 30_000, child = null) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    // A server that exited (e.g. its port was taken meanwhile) will not come up: say so at once.
+    if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
     try {
       if (await check()) return true;
     } catch {
@@ -195,11 +197,11 @@ function tail(file) {
   }
 }
 
-async function startRedis() {
+async function startRedis(attempt) {
   const bin = which('redis-server');
   if (!bin) throw new Error('redis-server is not installed');
   const port = await freePort();
-  const dir = join(state, 'redis');
+  const dir = join(state, `redis-${attempt}`);
   execFileSync('mkdir', ['-p', dir]);
   const { child, logFile } = startChild('redis', bin, [
     '--bind',
@@ -220,14 +222,14 @@ async function startRedis() {
     'noeviction',
   ]);
   try {
-    await waitFor('redis', async () => child.exitCode === null && (await redisPing(port)), 15_000);
+    await waitFor('redis', async () => child.exitCode === null && (await redisPing(port)), 15_000, child);
   } catch (err) {
     throw new Error(`${err.message}\n${tail(logFile)}`);
   }
   return `redis://127.0.0.1:${port}`;
 }
 
-async function startEtcd() {
+async function startEtcd(attempt) {
   const bin = which('etcd');
   if (!bin) throw new Error('etcd is not installed');
   const client = await freePort();
@@ -236,7 +238,7 @@ async function startEtcd() {
     '--name',
     't',
     '--data-dir',
-    join(state, 'etcd'),
+    join(state, `etcd-${attempt}`),
     '--listen-client-urls',
     `http://127.0.0.1:${client}`,
     '--advertise-client-urls',
@@ -267,6 +269,7 @@ async function startEtcd() {
         return (await res.text()).includes('"health":"true"');
       },
       20_000,
+      child,
     );
   } catch (err) {
     throw new Error(`${err.message}\n${tail(logFile)}`);
@@ -274,11 +277,11 @@ async function startEtcd() {
   return `etcd://127.0.0.1:${client}`;
 }
 
-async function startPostgres() {
+async function startPostgres(attempt) {
   const postgres = join(PG_BIN, 'postgres');
   if (!existsSync(postgres)) throw new Error(`PostgreSQL is not installed in ${PG_BIN}`);
   const port = await freePort();
-  pgData = join(state, 'pg');
+  pgData = join(state, `pg-${attempt}`);
   const asPg = isRoot ? ['runuser', '-u', 'postgres', '--'] : [];
   if (isRoot) execFileSync('install', ['-d', '-o', 'postgres', '-g', 'postgres', pgData]);
   else execFileSync('mkdir', ['-p', pgData]);
@@ -330,6 +333,7 @@ async function startPostgres() {
         child.exitCode === null &&
         spawnSync(isReady, ['-h', '127.0.0.1', '-p', String(port), '-q']).status === 0,
       30_000,
+      child,
     );
   } catch (err) {
     throw new Error(`${err.message}\n${tail(logFile)}`);
@@ -354,7 +358,17 @@ async function main() {
         return;
       }
       try {
-        env[variable] = await start();
+        // A free port can be taken by another process before the server binds it: try again on
+        // fresh ports (and a fresh data folder).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            env[variable] = await start(attempt);
+            break;
+          } catch (err) {
+            if (attempt >= 3) throw err;
+            log(`${name} attempt ${attempt} failed (${err.message.split('\n')[0]}); retrying`);
+          }
+        }
         log(`${name}: ${env[variable]}`);
       } catch (err) {
         failures.push(name);

@@ -12,6 +12,7 @@ import { encodeName } from '../core/keys.js';
 import { type CacheEntry, KvCache } from '../core/kv-cache.js';
 import { abortedError, isRotaError, NotLeaderError, SessionLostError } from '../errors.js';
 import type { KeyValue } from '../store/port.js';
+import type { TimerHandle } from '../time/clock.js';
 import { Channel } from '../util/channel.js';
 import { checkDuration, checkFunction, checkOptions, checkSignal, toJsonText } from '../validate.js';
 import { combinedSignal, createContender, waitUntilFirst } from './contender.js';
@@ -539,7 +540,9 @@ export class Election {
     if (this.#closed) return;
     this.#closed = true;
     const resign = this.resign().catch(() => undefined);
-    await Promise.race([resign, new Promise<void>((r) => this.ctx.clock.setTimeout(r, 5000))]);
+    let timer: TimerHandle | undefined;
+    await Promise.race([resign, new Promise<void>((r) => (timer = this.ctx.clock.setTimeout(r, 5000)))]);
+    this.ctx.clock.clearTimeout(timer);
     this.#stop.abort();
   }
 }

@@ -19,6 +19,7 @@ import {
 } from '../errors.js';
 import { utf8Length } from '../store/keys.js';
 import type { NewItem, QueueCounts, QueueItem, SettleOp, SettleResult } from '../store/port.js';
+import type { TimerHandle } from '../time/clock.js';
 import {
   checkBoolean,
   checkDuration,
@@ -846,14 +847,18 @@ export class Tasks {
       // Give back what the low-level API still holds, so nobody waits for those leases to expire.
       const held = this.#leases.all();
       this.#leases.close();
+      let timer: TimerHandle | undefined;
       await Promise.race([
         Promise.allSettled(
           held.map((h) =>
             h instanceof Resolution ? h.release() : h instanceof ClaimedTask ? h.release() : undefined,
           ),
         ),
-        new Promise<void>((resolve) => this.#ctx.clock.setTimeout(resolve, 1000)),
+        new Promise<void>((resolve) => {
+          timer = this.#ctx.clock.setTimeout(resolve, 1000);
+        }),
       ]);
+      this.#ctx.clock.clearTimeout(timer);
       this.#configs.close();
     })();
     return this.#closing;

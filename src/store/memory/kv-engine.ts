@@ -342,6 +342,9 @@ export class KvEngine {
       this.#leaseTimerAt = Number.POSITIVE_INFINITY;
       this.expireLeases();
     }, earliest - this.clock.now());
+    // Expiry is bookkeeping of an in-process store that dies with the process: it must not keep
+    // the process alive once every node on it has closed.
+    (this.#leaseTimer as { unref?: () => void } | undefined)?.unref?.();
   }
 
   // ---------------------------------------------------------------------------------------------
