@@ -47,7 +47,7 @@ async function scenario1(cluster: TestCluster, h2Ttl = LONG) {
     nodes.push(node);
     handles.push(await node.rota.hosts.schedule(NS, { hostname: `h${i + 1}`, strategy: 'rr', max: 2 }));
   }
-  for (const h of handles) await untilHosts(h, ['h1', 'h2'], 5000);
+  for (const h of handles) await untilHosts(h, ['h1', 'h2'], 10_000);
   return { nodes, handles };
 }
 
@@ -55,7 +55,7 @@ async function scenario1(cluster: TestCluster, h2Ttl = LONG) {
 async function scenario2(cluster: TestCluster) {
   const s = await scenario1(cluster, DOOMED);
   cluster.kill(s.nodes[1] as TestNode);
-  for (const i of [0, 2]) await untilHosts(s.handles[i] as HostSchedule, ['h1', 'h3'], DOOMED + 5000);
+  for (const i of [0, 2]) await untilHosts(s.handles[i] as HostSchedule, ['h1', 'h3'], DOOMED + 8000);
   return s;
 }
 
@@ -85,7 +85,7 @@ allStores('hosts', {
       assert.ok(handles.length === 3);
       const restarted = await cluster.addNode({ nodeId: 'n2b', sessionTtl: LONG });
       const h2 = await restarted.rota.hosts.schedule(NS, { hostname: 'h2', strategy: 'rr', max: 2 });
-      await untilHosts(h2, ['h1', 'h3'], 5000);
+      await untilHosts(h2, ['h1', 'h3'], 10_000);
       await quietFor(h2, 500);
       assert.equal(h2.isScheduled(), false);
       const after = await decisionKv(cluster.node('n1').rota, NS);
@@ -97,7 +97,7 @@ allStores('hosts', {
     await withStoreCluster(fixture, { nodes: 1, nodeOptions: { sessionTtl: LONG } }, async (cluster) => {
       const rota = cluster.node('n1').rota;
       const handle = await rota.hosts.schedule('solo', { hostname: 'only' });
-      await untilHosts(handle, ['only'], 3000);
+      await untilHosts(handle, ['only'], 6000);
       assert.equal(handle.isScheduled(), true);
       await eventually(() => rota.hosts.isCoordinator(), 3000, 'the single node to coordinate');
       assert.equal((await rota.hosts.coordinator())?.nodeId, 'n1');
@@ -119,7 +119,7 @@ allStores('hosts', {
           await node.rota.hosts.start({ electionTtl: 3000 });
           handles.push(await node.rota.hosts.schedule(NS, { hostname: `h${i}`, max: 2 }));
         }
-        for (const h of handles) await untilHosts(h, ['h1', 'h2'], 5000);
+        for (const h of handles) await untilHosts(h, ['h1', 'h2'], 10_000);
         const before = await decisionKv(cluster.node('n1').rota, NS);
         assert.equal(before?.modRevision !== undefined, true);
         assert.equal(coordinator.rota.hosts.isCoordinator(), true, 'c still coordinates');
@@ -145,13 +145,13 @@ allStores('hosts', {
       const ha = await a.rota.hosts.schedule('web', { ...opts, hostname: 'a' });
       const hb = await b.rota.hosts.schedule('web', { ...opts, hostname: 'b' });
       await c.rota.hosts.schedule('web', { ...opts, hostname: 'c' });
-      await untilHosts(ha, ['a', 'b', 'c'], 5000);
+      await untilHosts(ha, ['a', 'b', 'c'], 10_000);
       await hb.close();
       assert.equal(await candidacyKv(a.rota, 'web', 'b'), null, 'the clean candidacy is gone at once');
-      await untilHosts(ha, ['a', 'c'], 3000);
+      await untilHosts(ha, ['a', 'c'], 6000);
       cluster.kill(c);
       assert.notEqual(await candidacyKv(a.rota, 'web', 'c'), null, 'the crashed one lingers for its TTL');
-      await untilHosts(ha, ['a'], DOOMED + 5000);
+      await untilHosts(ha, ['a'], DOOMED + 8000);
       assert.equal(await candidacyKv(a.rota, 'web', 'c'), null);
     });
   },
@@ -163,9 +163,9 @@ allStores('hosts', {
       const host = cluster.node('n1').rota;
       const observer = cluster.node('n2').rota.hosts.observe('last');
       const handle = await host.hosts.schedule('last', { hostname: 'h1' });
-      await untilHosts(observer, ['h1'], 5000);
+      await untilHosts(observer, ['h1'], 10_000);
       assert.deepEqual(await host.hosts.withdraw('last', { hostname: 'h1' }), { changed: true });
-      await untilHosts(observer, [], 3000);
+      await untilHosts(observer, [], 6000);
       await eventually(async () => (await decisionKv(host, 'last')) === null, 3000, 'the decision key to go');
       assert.equal(handle.isScheduled(), false);
       await observer.return?.();
@@ -243,9 +243,9 @@ allStores('hosts', {
           const node = await cluster.addNode({ nodeId: `n${i}`, sessionTtl: LONG });
           others.push(await node.rota.hosts.schedule(NS, { hostname: `h${i}`, max: 3 }));
         }
-        await untilHosts(others[0] as HostSchedule, ['h1', 'h2', 'h3'], 5000);
+        await untilHosts(others[0] as HostSchedule, ['h1', 'h2', 'h3'], 10_000);
         cluster.partition(n1);
-        await untilHosts(others[0] as HostSchedule, ['h2', 'h3'], DOOMED + 5000);
+        await untilHosts(others[0] as HostSchedule, ['h2', 'h3'], DOOMED + 8000);
         const n2 = cluster.node('n2').rota;
         await eventually(
           async () => JSON.stringify((await decisionRecord(n2, NS))?.order) === '["h2","h3"]',
@@ -255,7 +255,7 @@ allStores('hosts', {
         cluster.heal(n1);
         const back = await untilHosts(others[0] as HostSchedule, ['h1', 'h2', 'h3'], 15_000);
         assert.deepEqual(back.order, ['h2', 'h3', 'h1'], 'rr ranks the returning host last');
-        await untilHosts(h1, ['h1', 'h2', 'h3'], 5000);
+        await untilHosts(h1, ['h1', 'h2', 'h3'], 10_000);
       });
     },
 
@@ -271,7 +271,7 @@ allStores('hosts', {
       const observer = obs.rota.hosts.observe(NS);
       await n1.rota.hosts.schedule(NS, { hostname: 'h1', max: 2 });
       const h2 = await n2.rota.hosts.schedule(NS, { hostname: 'h2', max: 2 });
-      await untilHosts(observer, ['h1', 'h2'], 5000);
+      await untilHosts(observer, ['h1', 'h2'], 10_000);
       cluster.partition(obs);
       // Changes the observer misses: h3 comes and goes without changing the set.
       const h3 = await n2.rota.hosts.schedule(NS, { hostname: 'h3', max: 2 });
@@ -284,7 +284,7 @@ allStores('hosts', {
       await eventually(() => errors.includes('ROTA_COMPACTED'), 5000, 'the observer to re-list');
       await quietFor(observer, 300);
       await h2.close();
-      await untilHosts(observer, ['h1'], 5000);
+      await untilHosts(observer, ['h1'], 10_000);
       await observer.return?.();
     });
   },
