@@ -4,7 +4,7 @@
  * URLs, run the given command, then stop the servers by PID and delete the folder (also when the
  * command fails or the script is interrupted).
  *
- *   node scripts/with-servers.mjs <command> [args...]
+ *   node scripts/with-servers.mjs [--chromium] <command> [args...]
  *
  * Exported to the command: ROTA_TEST_REDIS_URL, ROTA_TEST_POSTGRES_URL, ROTA_TEST_ETCD_URL.
  * A URL already set in the environment is used as is (that server is not started).
@@ -24,7 +24,10 @@ const PG_BIN = process.env.ROTA_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const log = (msg) => process.stderr.write(`[with-servers] ${msg}\n`);
 
-const command = process.argv.slice(2);
+// `--chromium`: also make sure Debian's chromium is installed (the dashboard test), up front, so
+// a long apt-get does not run in the middle of timing-sensitive tests.
+const wantChromium = process.argv[2] === '--chromium';
+const command = process.argv.slice(wantChromium ? 3 : 2);
 if (command.length === 0) {
   log('usage: with-servers.mjs <command> [args...]');
   process.exit(2);
@@ -96,6 +99,7 @@ function ensureInstalled() {
   if (needed.redis && !which('redis-server')) missing.push('redis-server');
   if (needed.etcd && !which('etcd')) missing.push('etcd-server', 'etcd-client');
   if (needed.postgres && !existsSync(join(PG_BIN, 'postgres'))) missing.push('postgresql');
+  if (wantChromium && !process.env.ROTA_CHROMIUM && !existsSync('/usr/bin/chromium')) missing.push('chromium');
   if (missing.length === 0) return;
   if (!isRoot || !which('apt-get')) {
     log(`cannot install ${missing.join(', ')}: not root or no apt-get`);
@@ -343,7 +347,7 @@ async function startPostgres(attempt) {
 
 async function main() {
   const started = Date.now();
-  if (Object.values(needed).some(Boolean)) ensureInstalled();
+  if (Object.values(needed).some(Boolean) || wantChromium) ensureInstalled();
   const env = { ...process.env };
   const tasks = [
     ['redis', 'ROTA_TEST_REDIS_URL', startRedis],
