@@ -3,6 +3,8 @@
  * machine, in one run, with the same workloads and settings. `npm run bench` starts Redis,
  * PostgreSQL (default durability) and etcd through scripts/with-servers.mjs and runs this file.
  *
+ * Rota runs from its compiled build (dist/, which `npm run bench` builds first; see lib/rota.ts).
+ *
  *   npm run bench                 full sizes (about 15–20 min on 2 cores)
  *   npm run bench -- --quick      smaller counts, same workloads, ≥ 3 runs each (< 3 min)
  *   npm run bench -- --only a,b   a subset of the workloads (a b c d e); does not write results
@@ -25,6 +27,7 @@ import { rotaDepth } from './lib/depth.js';
 import { describeMachine } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
 import { type BenchResults, renderMarkdown } from './lib/report.js';
+import { rotaSource } from './lib/rota.js';
 import { summarize } from './lib/stats.js';
 import { pickupLatency, throughput, warmUp } from './lib/workloads.js';
 import { BullMqSystem } from './systems/bullmq.js';
@@ -67,8 +70,8 @@ const settings = {
       nodes: 3,
       schedules: 100,
       everyMs: 1_000,
-      warmUpMs: quick ? 3_000 : 5_000,
-      windowMs: quick ? 4_000 : 10_000,
+      warmUpMs: quick ? 2_000 : 5_000,
+      windowMs: quick ? 3_000 : 10_000,
     },
   },
   rss: { stores: quick ? ['redis'] : ['redis', 'postgres'], tasks: quick ? 2_000 : 10_000 },
@@ -126,6 +129,7 @@ const results: BenchResults = {
   finishedAt: '',
   durationSec: 0,
   loadAverageAtEnd: [],
+  rotaBuild: `${rotaSource.source} (${rotaSource.why})`,
   settings,
   machine: await describeMachine(urls),
   queues: {},
@@ -337,6 +341,8 @@ if (only.has('e')) {
 
 const started = Date.now();
 const progress = new Progress(steps.length);
+if (rotaSource.source !== 'dist')
+  process.stderr.write(`bench: !!! running Rota from src/ through tsx: ${rotaSource.why}\n`);
 process.stderr.write(
   `bench: ${settings.mode} mode, ${steps.length} steps, ${settings.runs} runs per measurement; PostgreSQL ${JSON.stringify(results.machine.servers.postgres?.durability)}\n`,
 );

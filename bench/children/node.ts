@@ -16,7 +16,7 @@
  * SIGTERM closes the node; SIGKILL is the crash the benchmark measures.
  */
 import { createInterface } from 'node:readline';
-import { Rota } from '../../src/rota.js';
+import { Rota } from '../lib/rota.js';
 
 const env = (name: string, fallback?: string): string => {
   const value = process.env[name] ?? fallback;

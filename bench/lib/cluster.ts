@@ -4,9 +4,9 @@
  * bench/children/node.ts; times are `Date.now()` of this host, shared by every process.
  */
 import { randomBytes } from 'node:crypto';
-import { Rota } from '../../src/rota.js';
 import { rotaPlace } from '../systems/rota.js';
 import { type Child, startNode, stopAll } from './children.js';
+import { Rota } from './rota.js';
 import { percentile } from './stats.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

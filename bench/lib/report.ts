@@ -44,6 +44,8 @@ export interface BenchResults {
   finishedAt: string;
   durationSec: number;
   loadAverageAtEnd: number[];
+  /** `dist (…)` or `src (why)`: which Rota code ran. */
+  rotaBuild: string;
   // biome-ignore lint/suspicious/noExplicitAny: the settings object of run.ts, printed as is
   settings: any;
   machine: Machine;
@@ -170,7 +172,7 @@ export function renderTables(r: BenchResults): string {
   const rssStores = Object.keys(r.rss);
   if (rssStores.length > 0) {
     out.push(
-      `### (e) Rota worker process memory (one process per run, concurrency ${s.concurrency}, ${n(s.rss.tasks)} tasks; run under tsx)`,
+      `### (e) Rota worker process memory (one process per run, concurrency ${s.concurrency}, ${n(s.rss.tasks)} tasks; the child script loads through tsx, Rota from dist/)`,
       '',
       table(
         ['store', 'peak RSS (MB)', 'RSS idle after start (MB)'],
@@ -214,6 +216,7 @@ function methodSection(r: BenchResults): string {
     '## Method',
     '',
     `- One process drives each system as producer and worker, through the same interface (\`bench/systems/types.ts\`): the same payload (\`{ id, t }\`), the same bulk call per chunk, the same single-add call, one worker at concurrency ${s.concurrency}. Rota: \`tasks.enqueueMany\` / \`tasks.enqueue\` / \`tasks.work(queue, fn, { concurrency: ${s.concurrency} })\`, other options at their defaults. BullMQ: \`Queue.addBulk\` / \`add\`, one \`Worker\` with \`concurrency: ${s.concurrency}\`. graphile-worker: \`addJobs\` / \`addJob\`, \`run({ concurrency: ${s.concurrency} })\`. pg-boss: \`insert\` / \`send\`; it has no per-worker concurrency, so ${s.pgBoss.workLoops} \`work()\` loops with \`batchSize ${s.pgBoss.batchSize}\`, \`pollingIntervalSeconds ${s.pgBoss.pollingIntervalSeconds}\` (its fastest).`,
+    "- Rota runs from its compiled build (`dist/`, built by `npm run bench`), plain JavaScript like the peers in `node_modules`; the benchmark's own code runs through tsx.",
     `- Each system gets a warm-up of ${s.warmUp.tasks} tasks (connections, scripts, JIT), not timed. Every measurement is repeated ${s.runs} times, round-robin over the systems so that noise from the shared machine spreads over all of them; tables show the **median (min–max)**.`,
     "- Exactly once: every run counts handler calls per task id; a task that ran twice or never fails the whole benchmark (no results are written). The depth runs also check the store's counts, the pool runs that every job runs on exactly one live worker (and the owner records), the schedule runs every slot's starts and run records, the election runs that exactly one survivor took over with a greater fencing token.",
     "- Throughput: enqueue/s is the bulk enqueue of all tasks; processed/s runs from starting the worker until the last task's handler started.",
@@ -221,7 +224,7 @@ function methodSection(r: BenchResults): string {
     `- Depth: Rota on Redis (its fastest shared store). The deep queue is filled once with \`tasks.enqueueMany\` in chunks of ${n(s.depth.fillChunk)} (not timed) and topped up to ${n(s.depth.deep)} before each run; each shallow run uses a fresh queue of ${n(s.depth.shallow)}. Each run times a fresh worker processing ${n(s.depth.measure)} tasks. The peers are not run at depth.`,
     `- Failover: children are separate Node processes (\`bench/children/node.ts\`, run with tsx) on the ${s.cluster.stores.join(' and ')} store; the process is SIGKILLed, times are wall-clock milliseconds of this one host from the kill to the survivor's first line reporting the takeover/restart. The headline figures are from ${s.cluster.headlineStore}.`,
     `- Schedules: lateness is \`startedAt − slotAt\` (store time) of each slot's first attempt, as reported by \`run:started\`; a slot is a duplicate when it was started or recorded succeeded more than once, a miss when it has no run (a recorded skip counts as a miss here).`,
-    '- Worker RSS: `process.resourceUsage().maxRSS` of a worker process after draining its tasks (the producer is another process). It runs under tsx, which adds its own loader to the process.',
+    '- Worker RSS: `process.resourceUsage().maxRSS` of a worker process after draining its tasks (the producer is another process). The child script is TypeScript loaded through tsx (Rota itself from dist/), so the tsx loader is part of that RSS.',
     '',
     '### Durability and servers',
     '',
@@ -236,7 +239,7 @@ function methodSection(r: BenchResults): string {
 export function renderMarkdown(r: BenchResults): { table: string; document: string } {
   const m = r.machine;
   const header = [
-    `Run ${r.startedAt} (${r.mode} mode, ${r.durationSec} s${r.ok ? '' : ', FAILED'}), Rota ${m.rotaCommit}.`,
+    `Run ${r.startedAt} (${r.mode} mode, ${r.durationSec} s${r.ok ? '' : ', FAILED'}), Rota ${m.rotaCommit} from ${r.rotaBuild}.`,
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; load average ${m.loadAverageAtStart.join(' / ')} at the start, ${r.loadAverageAtEnd.join(' / ')} at the end.`,
     `Peers: BullMQ ${m.packages.bullmq}, graphile-worker ${m.packages['graphile-worker']}, pg-boss ${m.packages['pg-boss']}.`,
   ].join('\n');
@@ -259,7 +262,7 @@ export function renderMarkdown(r: BenchResults): { table: string; document: stri
     'npx tsx bench/render.ts    # re-render this page from bench/results/latest.json',
     '```',
     '',
-    '`npm run bench` is `ROTA_SERVERS_DURABLE=1 node scripts/with-servers.mjs tsx bench/run.ts`: it starts',
+    '`npm run bench` builds `dist/` (`npm run build`), then runs `ROTA_SERVERS_DURABLE=1 node scripts/with-servers.mjs tsx bench/run.ts`: it starts',
     'Redis, PostgreSQL and etcd on free 127.0.0.1 ports (installing them with apt-get when run as root), runs',
     'every workload with a progress bar on stderr, prints the tables, writes `bench/results/latest.json`',
     '(and `quick.json` / `full.json`) and this page, and stops the servers. `--only a,c` runs a subset without',

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { Rota } from '../../src/rota.js';
+import { Rota } from '../lib/rota.js';
 import type { BenchJob, QueueSystem } from './types.js';
 
 export type RotaEngine = 'memory' | 'sqlite' | 'postgres' | 'redis' | 'etcd';
