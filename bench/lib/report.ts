@@ -162,7 +162,7 @@ export function renderTables(r: BenchResults): string {
             fmtSummary(x.scheduleLatenessMaxMs),
             x.scheduleSlots === undefined ? '—' : n(x.scheduleSlots),
             x.scheduleDuplicates === undefined ? '—' : n(x.scheduleDuplicates),
-            x.scheduleMisses === undefined ? '—' : n(x.scheduleMisses),
+            x.scheduleMisses === undefined ? '—' : `${n(x.scheduleMisses)} (${n(x.scheduleSkipped ?? 0)})`,
           ];
         }),
       ),
@@ -223,7 +223,7 @@ function methodSection(r: BenchResults): string {
     `- Pickup latency: \`t\` is taken just before the enqueue call, latency is measured when the handler starts (same process, same clock); p50/p99/max per run.`,
     `- Depth: Rota on Redis (its fastest shared store). The deep queue is filled once with \`tasks.enqueueMany\` in chunks of ${n(s.depth.fillChunk)} (not timed) and topped up to ${n(s.depth.deep)} before each run; each shallow run uses a fresh queue of ${n(s.depth.shallow)}. Each run times a fresh worker processing ${n(s.depth.measure)} tasks. The peers are not run at depth.`,
     `- Failover: children are separate Node processes (\`bench/children/node.ts\`, run with tsx) on the ${s.cluster.stores.join(' and ')} store; the process is SIGKILLed, times are wall-clock milliseconds of this one host from the kill to the survivor's first line reporting the takeover/restart. The headline figures are from ${s.cluster.headlineStore}.`,
-    `- Schedules: lateness is \`startedAt − slotAt\` (store time) of each slot's first attempt, as reported by \`run:started\`; a slot is a duplicate when it was started or recorded succeeded more than once, a miss when it has no run (a recorded skip counts as a miss here).`,
+    `- Schedules: lateness is \`startedAt − slotAt\` (store time) of each slot's first attempt, as reported by \`run:started\`; a slot is a duplicate when it was started or recorded succeeded more than once, a miss when it has no run. Rota records a slot it could not run in time as skipped (\`catchUp: 'latest'\`): such a slot keeps Rota's guarantee but counts as a miss against the target; a duplicate, or a slot neither run nor recorded, fails the benchmark.`,
     '- Worker RSS: `process.resourceUsage().maxRSS` of a worker process after draining its tasks (the producer is another process). The child script is TypeScript loaded through tsx (Rota itself from dist/), so the tsx loader is part of that RSS.',
     '',
     '### Durability and servers',
