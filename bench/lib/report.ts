@@ -148,7 +148,7 @@ export function renderTables(r: BenchResults): string {
           'max',
           'slots',
           'duplicates',
-          'misses',
+          'misses (recorded skips)',
         ],
         stores.map((store) => {
           const x = r.cluster[store]!;
@@ -218,7 +218,7 @@ function methodSection(r: BenchResults): string {
     `- One process drives each system as producer and worker, through the same interface (\`bench/systems/types.ts\`): the same payload (\`{ id, t }\`), the same bulk call per chunk, the same single-add call, one worker at concurrency ${s.concurrency}. Rota: \`tasks.enqueueMany\` / \`tasks.enqueue\` / \`tasks.work(queue, fn, { concurrency: ${s.concurrency} })\`, other options at their defaults. BullMQ: \`Queue.addBulk\` / \`add\`, one \`Worker\` with \`concurrency: ${s.concurrency}\`. graphile-worker: \`addJobs\` / \`addJob\`, \`run({ concurrency: ${s.concurrency} })\`. pg-boss: \`insert\` / \`send\`; it has no per-worker concurrency, so ${s.pgBoss.workLoops} \`work()\` loops with \`batchSize ${s.pgBoss.batchSize}\`, \`pollingIntervalSeconds ${s.pgBoss.pollingIntervalSeconds}\` (its fastest).`,
     "- Rota runs from its compiled build (`dist/`, built by `npm run bench`), plain JavaScript like the peers in `node_modules`; the benchmark's own code runs through tsx.",
     `- Each system gets a warm-up of ${s.warmUp.tasks} tasks (connections, scripts, JIT), not timed. Every measurement is repeated ${s.runs} times, round-robin over the systems so that noise from the shared machine spreads over all of them; tables show the **median (min–max)**.`,
-    "- Exactly once: every run counts handler calls per task id; a task that ran twice or never fails the whole benchmark (no results are written). The depth runs also check the store's counts, the pool runs that every job runs on exactly one live worker (and the owner records), the schedule runs every slot's starts and run records, the election runs that exactly one survivor took over with a greater fencing token.",
+    "- Exactly once: every run counts handler calls per task id; a task that ran twice or never fails the whole benchmark (latest.json is not written). The depth runs also check the store's counts, the pool runs that every job runs on exactly one live worker (and the owner records), the schedule runs every slot's starts and run records, the election runs that exactly one survivor took over with a greater fencing token.",
     "- Throughput: enqueue/s is the bulk enqueue of all tasks; processed/s runs from starting the worker until the last task's handler started.",
     `- Pickup latency: \`t\` is taken just before the enqueue call, latency is measured when the handler starts (same process, same clock); p50/p99/max per run.`,
     `- Depth: Rota on Redis (its fastest shared store). The deep queue is filled once with \`tasks.enqueueMany\` in chunks of ${n(s.depth.fillChunk)} (not timed) and topped up to ${n(s.depth.deep)} before each run; each shallow run uses a fresh queue of ${n(s.depth.shallow)}. Each run times a fresh worker processing ${n(s.depth.measure)} tasks. The peers are not run at depth.`,
@@ -275,17 +275,17 @@ export function renderMarkdown(r: BenchResults): { table: string; document: stri
     '',
     r.mode === 'quick'
       ? '> These are **quick-mode** numbers (smaller counts, labelled in each heading). Run `npm run bench` for the full sizes.\n'
-      : '',
-    'Absolute numbers come from a shared 2-core machine on which other jobs were running; the ratios (same run, same machine, round-robin) are the meaningful part.',
+      : null,
+    'Absolute numbers depend on the machine and on what else runs on it (see the load average); the ratios come from the same run, round-robin over the systems, but still move with the load: read them with their min–max.',
     '',
     tables,
     missed.length > 0
       ? `Missed in this run: ${missed.map((t) => t.name).join('; ')}.\n`
       : 'Every target was met in this run.\n',
-    notes ? `## Notes on this run\n\n${notes}\n` : '',
+    notes ? `## Notes on this run\n\n${notes}\n` : null,
     methodSection(r),
   ]
-    .filter((x) => x !== '')
+    .filter((x) => x !== null)
     .join('\n');
   return { table: `\n${header}\n\n${tables}`, document };
 }
