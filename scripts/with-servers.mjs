@@ -7,6 +7,10 @@
  *   node scripts/with-servers.mjs [--chromium] <command> [args...]
  *
  * Exported to the command: ROTA_TEST_REDIS_URL, ROTA_TEST_POSTGRES_URL, ROTA_TEST_ETCD_URL.
+ * PostgreSQL runs with fsync, synchronous_commit and full_page_writes off for test speed;
+ * ROTA_SERVERS_DURABLE=1 keeps its defaults (all on), as the benchmark does; it also keeps etcd's
+ * fsync (off otherwise). initdb always runs with --no-sync (that only concerns the cluster's
+ * creation). Redis runs without persistence (no RDB, no AOF) either way.
  * A URL already set in the environment is used as is (that server is not started).
  * Missing binaries are installed with apt-get when running as root. Ports are picked free, so a
  * reused machine with servers already listening does not break the run.
@@ -20,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const CI = process.env.CI === 'true';
+const DURABLE = process.env.ROTA_SERVERS_DURABLE === '1';
 const PG_BIN = process.env.ROTA_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const log = (msg) => process.stderr.write(`[with-servers] ${msg}\n`);
@@ -99,7 +104,8 @@ function ensureInstalled() {
   if (needed.redis && !which('redis-server')) missing.push('redis-server');
   if (needed.etcd && !which('etcd')) missing.push('etcd-server', 'etcd-client');
   if (needed.postgres && !existsSync(join(PG_BIN, 'postgres'))) missing.push('postgresql');
-  if (wantChromium && !process.env.ROTA_CHROMIUM && !existsSync('/usr/bin/chromium')) missing.push('chromium');
+  if (wantChromium && !process.env.ROTA_CHROMIUM && !existsSync('/usr/bin/chromium'))
+    missing.push('chromium');
   if (missing.length === 0) return;
   if (!isRoot || !which('apt-get')) {
     log(`cannot install ${missing.join(', ')}: not root or no apt-get`);
@@ -255,8 +261,9 @@ async function startEtcd(attempt) {
     `t=http://127.0.0.1:${peer}`,
     '--log-level',
     'warn',
-    // Tests grant many short leases and compact on purpose; keep the defaults otherwise.
-    '--unsafe-no-fsync',
+    // Tests grant many short leases and compact on purpose; keep the defaults otherwise. Under
+    // ROTA_SERVERS_DURABLE=1 etcd keeps its default fsync on every commit.
+    ...(DURABLE ? [] : ['--unsafe-no-fsync']),
     // etcd's minimum lease TTL is 1.5 x the election timeout rounded up to a second: 2 s with the
     // defaults (100/1000 ms). 50/500 ms make it 1 s, so grant(1000) really gets 1 s.
     '--heartbeat-interval',
@@ -316,13 +323,9 @@ async function startPostgres(attempt) {
     String(port),
     '-k',
     pgData,
-    // Test speed only: benchmarks state their own durability settings.
-    '-c',
-    'fsync=off',
-    '-c',
-    'synchronous_commit=off',
-    '-c',
-    'full_page_writes=off',
+    // Test speed only (fsync, synchronous_commit and full_page_writes off). ROTA_SERVERS_DURABLE=1
+    // keeps PostgreSQL's default durability instead (the benchmark runs that way).
+    ...(DURABLE ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
     '-c',
     'max_connections=1000',
     '-c',
