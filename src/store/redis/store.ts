@@ -109,7 +109,13 @@ export class RedisStore implements Store {
       queueThroughput: 'high',
     });
     this.#sweeper = new LeaseSweeper(async () => (await this.#kv('read', 'kv-status', [])).head);
-    this.#wakeups = new Wakeups(config, (at) => this.#sweeper.learn(at));
+    this.#wakeups = new Wakeups(
+      config,
+      (at) => this.#sweeper.learn(at),
+      // Grants published before the subscription (or while it was down) were missed: one status
+      // read reports the earliest lease expiry and arms the sweeper from it.
+      () => void this.#kv('read', 'kv-status', []).catch(() => undefined),
+    );
     this.#hub = new WatchHub(config, {
       status: () => this.status(),
       range: (start, end, count) =>

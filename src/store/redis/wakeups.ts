@@ -14,6 +14,8 @@ export class Wakeups {
   readonly #wakePrefix: string;
   readonly #leaseChannel: string;
   readonly #onLease: (expiresAt: number) => void;
+  /** The lease channel is (again) subscribed: learn what was granted meanwhile. */
+  readonly #onLeaseChannel: () => void;
   #conn: Connection | undefined;
   readonly #listeners = new Map<string, Set<() => void>>();
   #leases = false;
@@ -21,11 +23,12 @@ export class Wakeups {
   #scheduled = false;
   #connectedOnce = false;
 
-  constructor(config: RedisConfig, onLease: (expiresAt: number) => void) {
+  constructor(config: RedisConfig, onLease: (expiresAt: number) => void, onLeaseChannel: () => void) {
     this.#config = config;
     this.#wakePrefix = `${config.base}:wake:`;
     this.#leaseChannel = `${config.base}:lease`;
     this.#onLease = onLease;
+    this.#onLeaseChannel = onLeaseChannel;
   }
 
   #redis(): Redis {
@@ -45,7 +48,10 @@ export class Wakeups {
         this.#fire(channel.slice(this.#wakePrefix.length));
       });
       redis.on('ready', () => {
-        if (this.#connectedOnce) for (const queue of this.#listeners.keys()) this.#fire(queue);
+        if (this.#connectedOnce) {
+          for (const queue of this.#listeners.keys()) this.#fire(queue);
+          if (this.#leases) this.#onLeaseChannel();
+        }
         this.#connectedOnce = true;
       });
       redis.connect().catch(() => undefined);
@@ -60,6 +66,7 @@ export class Wakeups {
     this.#leases = true;
     this.#redis()
       .subscribe(this.#leaseChannel)
+      .then(() => this.#onLeaseChannel())
       .catch(() => undefined);
   }
 
