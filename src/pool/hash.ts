@@ -68,35 +68,10 @@ function fmix64(hi: number, lo: number): void {
   out[0] = hi;
 }
 
-/** fmix64 of (hi, lo), returning the top 53 bits of the result (the same arithmetic). */
+/** fmix64 of (hi, lo) read as its top 53 bits, so scores compare exactly as doubles. */
 function fmixScore(hi: number, lo: number): number {
-  // h ^= h >>> 33
-  lo = (lo ^ (hi >>> 1)) >>> 0;
-  // h *= 0xff51afd7ed558ccd
-  let a0 = lo & 0xffff;
-  let a1 = lo >>> 16;
-  let p00 = a0 * 0x8ccd;
-  let p01 = a0 * 0xed55;
-  let p10 = a1 * 0x8ccd;
-  let mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
-  let mlo = ((mid << 16) | (p00 & 0xffff)) >>> 0;
-  let mhi = a1 * 0xed55 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16);
-  hi = (mhi + Math.imul(hi, 0xed558ccd) + Math.imul(lo, 0xff51afd7)) >>> 0;
-  lo = mlo;
-  lo = (lo ^ (hi >>> 1)) >>> 0;
-  // h *= 0xc4ceb9fe1a85ec53
-  a0 = lo & 0xffff;
-  a1 = lo >>> 16;
-  p00 = a0 * 0xec53;
-  p01 = a0 * 0x1a85;
-  p10 = a1 * 0xec53;
-  mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
-  mlo = ((mid << 16) | (p00 & 0xffff)) >>> 0;
-  mhi = a1 * 0x1a85 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16);
-  hi = (mhi + Math.imul(hi, 0x1a85ec53) + Math.imul(lo, 0xc4ceb9fe)) >>> 0;
-  lo = mlo;
-  // The top 53 bits of the final h ^= h >>> 33 (its high half is unchanged).
-  return hi * 0x200000 + ((lo ^ (hi >>> 1)) >>> 11);
+  fmix64(hi, lo);
+  return (out[0] as number) * 0x200000 + ((out[1] as number) >>> 11);
 }
 
 /**
