@@ -207,7 +207,11 @@ allStores('hosts', {
       await b.rota.hosts.start({ electionTtl: 3000 });
       const opts = { strategy: 'probe', max: 1 };
       for (const h of ['b1', 'b2', 'b3']) await b.rota.hosts.add('fence', { ...opts, hostname: h });
-      await eventually(async () => (await decisionRecord(b.rota, 'fence'))?.hosts[0] === 'b3', 5000, '[b3]');
+      await eventually(
+        async () => (await decisionRecord(b.rota, 'fence'))?.hosts[0] === 'b3',
+        10_000,
+        '[b3] (decided by a, which must still coordinate)',
+      );
       const aErrors: RotaError[] = [];
       a.rota.hosts.events.on('hosts:error', (e) => aErrors.push(e.error));
       const bDecided: number[] = [];
