@@ -38,11 +38,15 @@ allStores('cluster elections', {
   ) => {
     await withStoreCluster(fixture, { nodes: 3, nodeOptions: { sessionTtl: 5000 } }, async (cluster) => {
       const [a, b, c] = cluster.nodes.map((n) => n.rota.cluster.election('E'));
+      const candidates = async () =>
+        (await cluster.nodes[0]!.rota.cluster.leaders()).find((l) => l.name === 'E')?.candidates ?? 0;
       const first = await a!.campaign();
       const second = b!.campaign();
-      await delay(50);
+      // b's candidate key must exist before c campaigns: on a loaded machine c's could land first,
+      // and then c (not b) would be next in line.
+      await eventually(async () => (await candidates()) === 2, 10_000, "b's candidacy");
       const third = c!.campaign();
-      await delay(50);
+      await eventually(async () => (await candidates()) === 3, 10_000, "c's candidacy");
       await first.resign();
       const next = await second;
       assert.ok(next.token > first.token);
