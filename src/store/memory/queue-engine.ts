@@ -44,6 +44,7 @@ import {
   unclaimedItem,
   unstartItem,
 } from '../queue-model.js';
+import { WakeListeners } from '../wake-listeners.js';
 
 interface Entry {
   id: string;
@@ -87,10 +88,8 @@ export class QueueEngine {
   #deadline = new Heap<Entry>(byKey);
   #unclaimedAt = new Heap<Entry>(byKey);
   #expireAt = new Heap<Entry>(byKey);
-  #listeners = new Map<string, Set<() => void>>();
-  #toNotify = new Set<string>();
+  readonly #listeners = new WakeListeners();
   #writes = 0;
-  #notifyScheduled = false;
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -546,39 +545,10 @@ export class QueueEngine {
   // Wake-up signal
 
   subscribe(queue: string, listener: () => void): () => void {
-    let set = this.#listeners.get(queue);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(queue, set);
-    }
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.#listeners.get(queue) === set) this.#listeners.delete(queue);
-    };
+    return this.#listeners.add(queue, listener);
   }
 
   #wake(queue: string): void {
-    if (!this.#listeners.has(queue) && !this.#listeners.has('*')) return;
-    this.#toNotify.add(queue);
-    if (this.#notifyScheduled) return;
-    this.#notifyScheduled = true;
-    queueMicrotask(() => {
-      this.#notifyScheduled = false;
-      const queues = [...this.#toNotify];
-      this.#toNotify.clear();
-      const fired = new Set<() => void>();
-      for (const name of [...queues, '*']) {
-        for (const fn of this.#listeners.get(name) ?? []) {
-          if (fired.has(fn)) continue;
-          fired.add(fn);
-          try {
-            fn();
-          } catch {
-            // A listener must not break the store; listeners log their own errors.
-          }
-        }
-      }
-    });
+    this.#listeners.wake(queue);
   }
 }

@@ -6,6 +6,7 @@
  * small batches thus send about a hundred NOTIFYs a second, not one per batch (each costs a round
  * trip and takes the server's notification lock).
  */
+import { WakeListeners } from '../wake-listeners.js';
 import type { Db } from './db.js';
 import { query } from './sql.js';
 
@@ -20,9 +21,7 @@ export class QueueWake {
   readonly #db: Db;
   readonly #channel: string;
   readonly #start: () => void;
-  readonly #listeners = new Map<string, Set<() => void>>();
-  #toFire = new Set<string>();
-  #fireScheduled = false;
+  readonly #listeners = new WakeListeners();
   #toSend = new Set<string>();
   #sending = false;
   #lastSent = 0;
@@ -36,17 +35,9 @@ export class QueueWake {
   }
 
   subscribe(queue: string, listener: () => void): () => void {
-    let set = this.#listeners.get(queue);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(queue, set);
-    }
-    set.add(listener);
+    const remove = this.#listeners.add(queue, listener);
     this.#start();
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.#listeners.get(queue) === set) this.#listeners.delete(queue);
-    };
+    return remove;
   }
 
   /** Queues this client just made runnable or completed something in. */
@@ -74,31 +65,11 @@ export class QueueWake {
 
   /** The LISTEN connection was (re)established: anything may have happened meanwhile. */
   reconnected(): void {
-    for (const queue of this.#listeners.keys()) this.#fire(queue);
+    for (const queue of this.#listeners.queues()) this.#fire(queue);
   }
 
   #fire(queue: string): void {
-    if (this.#closed || (!this.#listeners.has(queue) && !this.#listeners.has('*'))) return;
-    this.#toFire.add(queue);
-    if (this.#fireScheduled) return;
-    this.#fireScheduled = true;
-    queueMicrotask(() => {
-      this.#fireScheduled = false;
-      const queues = [...this.#toFire];
-      this.#toFire.clear();
-      const fired = new Set<() => void>();
-      for (const name of [...queues, '*']) {
-        for (const listener of this.#listeners.get(name) ?? []) {
-          if (fired.has(listener)) continue;
-          fired.add(listener);
-          try {
-            listener();
-          } catch {
-            // A listener must not break the store; listeners log their own errors.
-          }
-        }
-      }
-    });
+    if (!this.#closed) this.#listeners.wake(queue);
   }
 
   async #send(): Promise<void> {

@@ -6,6 +6,7 @@
  * allowed, a lost one is not.
  */
 import type { Redis } from 'ioredis';
+import { WakeListeners } from '../wake-listeners.js';
 import { Connection } from './connection.js';
 import type { RedisConfig } from './options.js';
 
@@ -17,10 +18,8 @@ export class Wakeups {
   /** The lease channel is (again) subscribed: learn what was granted meanwhile. */
   readonly #onLeaseChannel: () => void;
   #conn: Connection | undefined;
-  readonly #listeners = new Map<string, Set<() => void>>();
+  readonly #listeners = new WakeListeners();
   #leases = false;
-  #toFire = new Set<string>();
-  #scheduled = false;
   #connectedOnce = false;
 
   constructor(config: RedisConfig, onLease: (expiresAt: number) => void, onLeaseChannel: () => void) {
@@ -49,7 +48,7 @@ export class Wakeups {
       });
       redis.on('ready', () => {
         if (this.#connectedOnce) {
-          for (const queue of this.#listeners.keys()) this.#fire(queue);
+          for (const queue of this.#listeners.queues()) this.#fire(queue);
           if (this.#leases) this.#onLeaseChannel();
         }
         this.#connectedOnce = true;
@@ -71,51 +70,30 @@ export class Wakeups {
   }
 
   subscribe(queue: string, listener: () => void): () => void {
-    let set = this.#listeners.get(queue);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(queue, set);
-      const redis = this.#redis();
-      const done =
-        queue === '*' ? redis.psubscribe(`${this.#wakePrefix}*`) : redis.subscribe(this.#wakePrefix + queue);
-      done.catch(() => undefined);
-    }
-    set.add(listener);
-    return () => {
-      if (!set.delete(listener) || set.size > 0 || this.#listeners.get(queue) !== set) return;
-      this.#listeners.delete(queue);
-      const redis = this.#conn?.redis;
-      if (!redis || this.#conn?.closed) return;
-      const done =
-        queue === '*'
-          ? redis.punsubscribe(`${this.#wakePrefix}*`)
-          : redis.unsubscribe(this.#wakePrefix + queue);
-      done.catch(() => undefined);
-    };
+    return this.#listeners.add(queue, listener, {
+      onFirst: () => {
+        const redis = this.#redis();
+        const done =
+          queue === '*'
+            ? redis.psubscribe(`${this.#wakePrefix}*`)
+            : redis.subscribe(this.#wakePrefix + queue);
+        done.catch(() => undefined);
+      },
+      onLast: () => {
+        const redis = this.#conn?.redis;
+        if (!redis || this.#conn?.closed) return;
+        const done =
+          queue === '*'
+            ? redis.punsubscribe(`${this.#wakePrefix}*`)
+            : redis.unsubscribe(this.#wakePrefix + queue);
+        done.catch(() => undefined);
+      },
+    });
   }
 
   /** Coalesce wake-ups: each listener fires at most once per tick. */
   #fire(queue: string): void {
-    this.#toFire.add(queue);
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    queueMicrotask(() => {
-      this.#scheduled = false;
-      const queues = [...this.#toFire];
-      this.#toFire.clear();
-      const fired = new Set<() => void>();
-      for (const name of [...queues, '*']) {
-        for (const fn of this.#listeners.get(name) ?? []) {
-          if (fired.has(fn)) continue;
-          fired.add(fn);
-          try {
-            fn();
-          } catch {
-            // A listener must not break the store; listeners log their own errors.
-          }
-        }
-      }
-    });
+    this.#listeners.wake(queue);
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,7 @@ import { CompactedError, type RotaError } from '../../errors.js';
 import { systemClock, type TimerHandle } from '../../time/clock.js';
 import type { Channel } from '../../util/channel.js';
 import type { WatchEvent } from '../port.js';
+import { WakeListeners } from '../wake-listeners.js';
 import type { Connection } from './connection.js';
 import { isBusy, mapSqliteError } from './errors.js';
 import { type EventRow, expireLeases, readEvents, toWatchEvent } from './kv.js';
@@ -41,7 +42,7 @@ export class Hub {
   #watchers = new Set<HubWatcher>();
   /** Highest change-log position read for the live watchers. */
   #delivered = { revision: 0, idx: Number.MAX_SAFE_INTEGER };
-  #subscribers = new Map<string, Set<() => void>>();
+  readonly #subscribers = new WakeListeners();
   /** Items changed after this changeSeq have not been looked at for wake-ups yet. */
   #wakeCursor = 0;
   #dataVersion: number;
@@ -167,16 +168,7 @@ export class Hub {
 
   subscribe(queue: string, listener: () => void): () => void {
     if (this.#subscribers.size === 0) this.#wakeCursor = this.#conn.counters().seq;
-    let set = this.#subscribers.get(queue);
-    if (!set) {
-      set = new Set();
-      this.#subscribers.set(queue, set);
-    }
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-      if (set.size === 0 && this.#subscribers.get(queue) === set) this.#subscribers.delete(queue);
-    };
+    return this.#subscribers.add(queue, listener);
   }
 
   #drainWakeups(): void {
@@ -188,19 +180,7 @@ export class Hub {
       this.#wakeCursor = seq;
       return names;
     });
-    if (queues.length === 0) return;
-    const fired = new Set<() => void>();
-    for (const name of [...queues, '*']) {
-      for (const fn of this.#subscribers.get(name) ?? []) {
-        if (fired.has(fn)) continue;
-        fired.add(fn);
-        try {
-          fn();
-        } catch {
-          // A listener must not break the store; listeners log their own errors.
-        }
-      }
-    }
+    if (queues.length > 0) this.#subscribers.fireNow(queues);
   }
 
   // ---------------------------------------------------------------------------------------------
