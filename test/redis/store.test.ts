@@ -83,10 +83,17 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
       // The owner dies without revoking: nobody writes from now on.
       await owner.close();
       const events: WatchEvent[] = [];
-      const deadline = Date.now() + 5000;
+      // Generous: the lease expires after ~1 s; the bound only stops a lost sweep from hanging the
+      // suite (a loaded CI machine once took over 5 s here).
+      const deadline = Date.now() + 20_000;
       while (events.length < 2) {
         const next = await Promise.race([watch.next(), sleep(deadline - Date.now()).then(() => null)]);
-        assert.ok(next && !next.done, `timed out with ${events.length} events`);
+        if (!next || next.done) {
+          const left = await observer.get('s/node-1');
+          assert.fail(
+            `timed out with ${events.length} events; a read (which sweeps) found the key ${left.kv ? 'still there' : 'gone'}`,
+          );
+        }
         events.push(next.value);
       }
       assert.deepEqual(
