@@ -8,6 +8,8 @@
  *   npm run bench                 full sizes (about 15–20 min on 2 cores)
  *   npm run bench -- --quick      smaller counts, same workloads, ≥ 3 runs each (< 3 min)
  *   npm run bench -- --only a,b   a subset of the workloads (a b c d e); does not write results
+ *   npm run bench -- --only a,b --systems rota/postgres,graphile-worker
+ *                                 (a) and (b) for some systems only; does not write results
  *
  * Workloads (docs/benchmarks.md):
  *  (a) throughput: N no-op tasks bulk-enqueued in chunks of 1 000, then drained at concurrency 10;
@@ -40,12 +42,13 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
+    systems: { type: 'string' },
     runs: { type: 'string' },
   },
 });
 const quick = values.quick === true;
 const only = new Set((values.only ?? 'a,b,c,d,e').split(',').map((s) => s.trim()));
-const partial = values.only !== undefined;
+const partial = values.only !== undefined || values.systems !== undefined;
 
 const settings = {
   mode: quick ? 'quick' : 'full',
@@ -109,7 +112,13 @@ const systems: QueueSystem[] = [
   new BullMqSystem(R),
   new GraphileSystem(P),
   new PgBossSystem(P),
-];
+].filter((s) => !values.systems || values.systems.split(',').some((n) => n.trim() === s.name));
+if (systems.length === 0) {
+  console.error(
+    '--systems matched none of: rota/memory, rota/sqlite, rota/postgres, rota/redis, rota/etcd, bullmq, graphile-worker, pg-boss',
+  );
+  process.exit(2);
+}
 type Engine = 'redis' | 'postgres';
 const serverOf = (engine: string) => (engine === 'redis' ? R : engine === 'postgres' ? P : E);
 
