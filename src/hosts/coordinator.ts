@@ -374,6 +374,8 @@ class Term {
     if (res.succeeded) {
       const order = op.type === 'put' ? result : [];
       this.hooks.decided(ns, [...order].sort(byCodeUnits), order, res.revision);
+      // The next pass decides from the cache: let it hold this write, or it fails its own fence.
+      await this.#caughtUp(res.revision);
       return 'done';
     }
     const mine = res.results[0];
@@ -387,9 +389,25 @@ class Term {
       this.end();
       return 'done';
     }
-    // The decision changed under us: catch up and decide again.
-    await this.state.waitFor(res.revision, this.leadership.signal);
+    // The decision changed under us: catch up with that change and decide again. Not with
+    // `res.revision`: the store's revision moves with writes outside `hosts/` too, which the
+    // cache never sees, so waiting for it could hang until the next hosts change.
+    const current = res.results[1];
+    const changedAt =
+      current?.type === 'get' && current.kv ? current.kv.modRevision : (stored?.kv.modRevision ?? 0) + 1;
+    await this.#caughtUp(changedAt);
     return 'stale';
+  }
+
+  /** Wait until the cache applied `revision` (a change under `hosts/`), bounded by 2 s. */
+  async #caughtUp(revision: number): Promise<void> {
+    const limit = new AbortController();
+    const timer = this.ctx.clock.setTimeout(() => limit.abort(), 2000);
+    try {
+      await this.state.waitFor(revision, AbortSignal.any([this.leadership.signal, limit.signal]));
+    } finally {
+      this.ctx.clock.clearTimeout(timer);
+    }
   }
 
   /** Run the namespace's strategy with its 5 s budget; null when it failed (reported). */
