@@ -126,14 +126,16 @@
         [
           'recent runs',
           (s) =>
-            s.runs
-              .filter((r) => r.kind !== 'skipped')
-              .slice(0, 4)
-              .map(
-                (r) =>
-                  `<span class="chip s-${esc(r.status)}" title="${esc(r.runId)} ${esc(r.status)}">${esc(r.kind === 'manual' ? 'manual' : time(r.slotAt))}</span>`,
-              )
-              .join('') || '-',
+            `<div class="wrap">${
+              s.runs
+                .filter((r) => r.kind !== 'skipped')
+                .slice(0, 3)
+                .map(
+                  (r) =>
+                    `<span class="chip s-${esc(r.status)}" title="${esc(r.runId)} ${esc(r.status)}">${esc(r.kind === 'manual' ? 'manual' : time(r.slotAt))}</span>`,
+                )
+                .join('') || '-'
+            }</div>`,
         ],
         [
           'lateness',
@@ -148,10 +150,11 @@
         [
           '',
           (s) =>
-            `<button data-action="run-now" data-name="${esc(s.name)}">Run now</button> ` +
+            `<div class="wrap"><button data-action="run-now" data-name="${esc(s.name)}">Run now</button> ` +
             (s.state === 'paused'
               ? `<button data-action="resume" data-name="${esc(s.name)}">Resume</button>`
-              : `<button data-action="pause" data-name="${esc(s.name)}">Pause</button>`),
+              : `<button data-action="pause" data-name="${esc(s.name)}">Pause</button>`) +
+            '</div>',
         ],
       ],
       rows,
