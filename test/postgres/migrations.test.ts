@@ -11,6 +11,9 @@ import { migrationText, migrationVersions, query } from '../../src/store/postgre
 import { dropPostgresSchema, testSchema } from '../support/stores.js';
 import { admin, needsServer, PG_URL, rawClient, withSchema } from './helpers.js';
 
+/** How clients before schema version 3 called enqueue (the function takes jsonb there). */
+const OLD_ENQUEUE = 'SELECT r_ord, r_id, r_seq, r_status, r_queue FROM q_enqueue($1::jsonb)';
+
 const child = fileURLToPath(new URL('./children/open-and-put.ts', import.meta.url));
 
 function run(args: string[]): Promise<{ code: number | null; out: string }> {
@@ -99,7 +102,7 @@ describe('postgres migrations', needsServer, () => {
         await client.query(query('schema-versions-table'));
         await client.query(migrationText(1));
         await client.query(query('schema-version-add'), [1]);
-        await client.query(query('queue-enqueue'), [
+        await client.query(OLD_ENQUEUE, [
           JSON.stringify([newItemJson({ id: 'old', queue: 'q', payload: '1' }, 0)]),
         ]);
       } finally {
@@ -134,7 +137,7 @@ describe('postgres migrations', needsServer, () => {
           await client.query(migrationText(version));
           await client.query(query('schema-version-add'), [version]);
         }
-        await client.query(query('queue-enqueue'), [
+        await client.query(OLD_ENQUEUE, [
           JSON.stringify([
             newItemJson({ id: 'kept', queue: 'q', payload: '1', opId: 'op-1' }, 0),
             newItemJson({ id: 'gone', queue: 'q', payload: '2' }, 1),

@@ -3,14 +3,17 @@
 -- (it estimates the batch at 1 000 rows), so every enqueue, even of one item, read every stored row,
 -- and retention keeps many. This version reaches stored rows only by primary-key probes, builds
 -- rows with plain SQL instead of one PL/pgSQL call per item, and keeps version 1's results, errors
--- and concurrency behaviour.
+-- and concurrency behaviour. The batch now arrives as `json`: json_populate_recordset reads the text
+-- once, where the `jsonb` cast first builds a binary document (about 4× the decoding time for a
+-- batch of 1 000). q_enqueue(jsonb) stays, for clients of the previous release, and calls it; the
+-- new function has a name of its own, so a call with an untyped literal stays unambiguous.
 
-CREATE OR REPLACE FUNCTION q_enqueue(p_items jsonb)
+CREATE FUNCTION q_enqueue_json(p_items json)
 RETURNS TABLE (r_ord int, r_id text, r_seq bigint, r_status text, r_queue text) LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := now_ms();
   v_xid xid8 := pg_current_xact_id();
-  v_items q_new[] := ARRAY(SELECT x FROM jsonb_populate_recordset(NULL::q_new, p_items) x);
+  v_items q_new[] := ARRAY(SELECT x FROM json_populate_recordset(NULL::q_new, p_items) x);
   v_ids text[] := ARRAY(SELECT u.id FROM unnest(v_items) u);
   -- Live rows already stored under the batch's ids (ambiguous retries), and tombstones to replace.
   v_live_ids text[];
@@ -57,31 +60,38 @@ BEGIN
     -- A concurrent enqueue of the same id makes the insert fail with a unique violation; the
     -- client retries the batch, whose check then reports the conflict.
     RETURN QUERY
-    WITH ins AS (
-      INSERT INTO items (id, queue, state, payload, priority, run_at, ready, seq, attempt, max_attempts,
-        created_at, updated_at, rejections, stalls, timeout, claim_timeout, dead_letter, completed_ttl,
-        failed_ttl, dedup_key, dedup_until, meta, op_id, change_xid)
-      -- createItem (q_new_row) inline. Seqs are drawn in batch order: the subquery is ordered and
-      -- nextval runs as its rows come out.
-      SELECT n.id, n.queue, 'pending', n.payload, n.priority, n.run_at, n.run_at <= v_now, nextval('item_seqs'), 0,
-        n.max_attempts, v_now, v_now, 0, 0, n.timeout, n.claim_timeout, n.dead_letter, n.completed_ttl,
-        n.failed_ttl, n.dedup_key, CASE WHEN n.dedup_ttl IS NOT NULL THEN v_now + n.dedup_ttl END, n.meta,
-        n.op_id, v_xid
+    WITH fresh AS MATERIALIZED (
+      -- Seqs are drawn in batch order: the subquery is ordered and nextval runs as its rows come
+      -- out. Answers come from here, so no join of the inserted rows back to the batch is needed.
+      SELECT n.*, nextval('item_seqs') AS seq
       FROM (
-        SELECT u.id, u.queue, u.payload, u.priority, coalesce(u.run_at, v_now + coalesce(u.delay, 0)) AS run_at,
-          u.max_attempts, u.timeout, u.claim_timeout, u.dead_letter, u.completed_ttl, u.failed_ttl, u.dedup_key,
-          u.dedup_ttl, u.meta, u.op_id
+        SELECT u.ordinality::int AS ord, u.id, u.queue, u.payload, u.priority,
+          coalesce(u.run_at, v_now + coalesce(u.delay, 0)) AS run_at, u.max_attempts, u.timeout, u.claim_timeout,
+          u.dead_letter, u.completed_ttl, u.failed_ttl, u.dedup_key, u.dedup_ttl, u.meta, u.op_id
         FROM unnest(v_items) WITH ORDINALITY u
         WHERE NOT (u.id = ANY (v_live_ids))
         ORDER BY u.ordinality
       ) n
-      RETURNING items.id, items.seq
+    ), ins AS (
+      -- createItem (q_new_row) inline.
+      INSERT INTO items (id, queue, state, payload, priority, run_at, ready, seq, attempt, max_attempts,
+        created_at, updated_at, rejections, stalls, timeout, claim_timeout, dead_letter, completed_ttl,
+        failed_ttl, dedup_key, dedup_until, meta, op_id, change_xid)
+      SELECT f.id, f.queue, 'pending', f.payload, f.priority, f.run_at, f.run_at <= v_now, f.seq, 0, f.max_attempts,
+        v_now, v_now, 0, 0, f.timeout, f.claim_timeout, f.dead_letter, f.completed_ttl, f.failed_ttl, f.dedup_key,
+        CASE WHEN f.dedup_ttl IS NOT NULL THEN v_now + f.dedup_ttl END, f.meta, f.op_id, v_xid
+      FROM fresh f
     )
-    SELECT u.ordinality::int, u.id, coalesce(ins.seq, l.seq), 'created'::text, u.queue
-    FROM unnest(v_items) WITH ORDINALITY u
-    LEFT JOIN ins ON ins.id = u.id
-    LEFT JOIN unnest(v_live_ids, v_live_seqs) AS l(id, seq) ON l.id = u.id
-    ORDER BY u.ordinality;
+    SELECT a.ord, a.id, a.seq, 'created'::text, a.queue
+    FROM (
+      SELECT f.ord, f.id, f.seq, f.queue FROM fresh f
+      UNION ALL
+      -- Ambiguous retries: the stored item's seq.
+      SELECT u.ordinality::int, u.id, l.seq, u.queue
+      FROM unnest(v_items) WITH ORDINALITY u
+      JOIN unnest(v_live_ids, v_live_seqs) AS l(id, seq) ON l.id = u.id
+    ) a
+    ORDER BY a.ord;
     RETURN;
   END IF;
 
@@ -131,4 +141,10 @@ BEGIN
     RETURN NEXT;
   END LOOP;
 END
+$$;
+
+-- The previous release's clients send jsonb.
+CREATE OR REPLACE FUNCTION q_enqueue(p_items jsonb)
+RETURNS TABLE (r_ord int, r_id text, r_seq bigint, r_status text, r_queue text) LANGUAGE sql AS $$
+  SELECT * FROM q_enqueue_json(p_items::json)
 $$;
