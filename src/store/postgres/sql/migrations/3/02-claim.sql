@@ -1,6 +1,8 @@
 -- Version 3: claims that do less when there is nothing to do. Most claims find no expired lease in
 -- their queue and no delayed item come due, so one index probe each now decides whether the
--- statements that lock and write run at all. Due delayed items are promoted through the primary key
+-- statements that lock and write run at all. The probes are min() over the partial indexes'
+-- leading order (the first entry answers); an EXISTS would let the planner, expecting many
+-- matches, choose a sequential scan that reads the whole table when none match. Due delayed items are promoted through the primary key
 -- (version 1's statement could be planned as a hash join over a sequential scan of the table). The
 -- transaction id is drawn when a row is written, not up front, so a claim that finds nothing writes
 -- nothing (no commit record, no transaction id consumed). Results are version 1's and 2's.
@@ -13,10 +15,8 @@ DECLARE
   v_next items;
   v_due text[];
 BEGIN
-  IF EXISTS (
-    SELECT 1 FROM items i
-    WHERE i.queue = p_queue AND i.state IN ('claimed', 'running', 'resolving') AND i.lease_expires_at <= v_now
-  ) THEN
+  IF (SELECT min(i.lease_expires_at) FROM items i
+      WHERE i.queue = p_queue AND i.state IN ('claimed', 'running', 'resolving')) <= v_now THEN
     PERFORM q_expire_queue(p_queue, v_now, pg_current_xact_id());
   END IF;
 
@@ -41,9 +41,7 @@ BEGIN
     )
     SELECT * FROM upd ORDER BY upd.completed_at, upd.seq;
   ELSE
-    IF EXISTS (
-      SELECT 1 FROM items i WHERE i.queue = p_queue AND i.state = 'pending' AND NOT i.ready AND i.run_at <= v_now
-    ) THEN
+    IF (SELECT min(i.run_at) FROM items i WHERE i.queue = p_queue AND i.state = 'pending' AND NOT i.ready) <= v_now THEN
       v_due := ARRAY(
         SELECT i.id FROM items i
         WHERE i.queue = p_queue AND i.state = 'pending' AND NOT i.ready AND i.run_at <= v_now
@@ -95,10 +93,8 @@ RETURNS SETOF items LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := now_ms();
 BEGIN
-  IF EXISTS (
-    SELECT 1 FROM items i
-    WHERE i.queue = p_queue AND i.state IN ('claimed', 'running', 'resolving') AND i.lease_expires_at <= v_now
-  ) THEN
+  IF (SELECT min(i.lease_expires_at) FROM items i
+      WHERE i.queue = p_queue AND i.state IN ('claimed', 'running', 'resolving')) <= v_now THEN
     PERFORM q_expire_queue(p_queue, v_now, pg_current_xact_id());
   END IF;
 
