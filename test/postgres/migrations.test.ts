@@ -11,6 +11,9 @@ import { migrationText, migrationVersions, query } from '../../src/store/postgre
 import { dropPostgresSchema, testSchema } from '../support/stores.js';
 import { admin, needsServer, PG_URL, rawClient, withSchema } from './helpers.js';
 
+/** How clients before schema version 3 called enqueue (the function takes jsonb there). */
+const OLD_ENQUEUE = 'SELECT r_ord, r_id, r_seq, r_status, r_queue FROM q_enqueue($1::jsonb)';
+
 const child = fileURLToPath(new URL('./children/open-and-put.ts', import.meta.url));
 
 function run(args: string[]): Promise<{ code: number | null; out: string }> {
@@ -99,7 +102,7 @@ describe('postgres migrations', needsServer, () => {
         await client.query(query('schema-versions-table'));
         await client.query(migrationText(1));
         await client.query(query('schema-version-add'), [1]);
-        await client.query(query('queue-enqueue'), [
+        await client.query(OLD_ENQUEUE, [
           JSON.stringify([newItemJson({ id: 'old', queue: 'q', payload: '1' }, 0)]),
         ]);
       } finally {
@@ -118,6 +121,92 @@ describe('postgres migrations', needsServer, () => {
       assert.deepEqual(
         claimed.items.map((i) => [i.id, i.state, i.owner]),
         [['old', 'claimed', 'w']],
+      );
+    });
+  });
+
+  it('a schema at version 2 with queue items is upgraded, and enqueue keeps its answers', async () => {
+    await withSchema(async (open, schema) => {
+      // Versions 1 and 2 as the release before migration 3 left them, with items enqueued by
+      // version 1's q_enqueue.
+      await admin(`CREATE SCHEMA "${schema}"`);
+      const client = await rawClient(schema);
+      try {
+        await client.query(query('schema-versions-table'));
+        for (const version of [1, 2]) {
+          await client.query(migrationText(version));
+          await client.query(query('schema-version-add'), [version]);
+        }
+        await client.query(OLD_ENQUEUE, [
+          JSON.stringify([
+            newItemJson({ id: 'kept', queue: 'q', payload: '1', opId: 'op-1' }, 0),
+            newItemJson({ id: 'gone', queue: 'q', payload: '2' }, 1),
+          ]),
+        ]);
+      } finally {
+        await client.end();
+      }
+      const store = await open();
+      assert.deepEqual(
+        (
+          await admin<{ version: number }>(`SELECT version FROM "${schema}".schema_versions ORDER BY version`)
+        ).map((v) => v.version),
+        migrationVersions(),
+      );
+      const kept = await store.getItem('kept');
+      assert.ok(kept);
+      // 'gone' becomes a tombstone: cancelled, claimed for resolution, resolved.
+      await store.settle([{ op: 'cancel', id: 'gone' }]);
+      const resolving = await store.claim({
+        queue: 'q',
+        owner: 'r',
+        limit: 1,
+        leaseTtl: 30_000,
+        from: 'completed',
+        ids: ['gone'],
+      });
+      const token = resolving.items[0]?.token as number;
+      assert.deepEqual(await store.settle([{ op: 'resolve', id: 'gone', token, owner: 'r' }]), [
+        { id: 'gone', status: 'ok', state: null, outcome: null },
+      ]);
+
+      // The same opId is an ambiguous retry: created, with the stored seq.
+      const retry = await store.enqueue([{ id: 'kept', queue: 'q', payload: '1', opId: 'op-1' }]);
+      assert.deepEqual(retry, [{ id: 'kept', seq: kept.seq, status: 'created' }]);
+      // Another operation's id, or an id twice in one batch: the whole batch fails.
+      for (const batch of [
+        [
+          { id: 'fresh', queue: 'q', payload: '3' },
+          { id: 'kept', queue: 'q', payload: '1', opId: 'op-2' },
+        ],
+        [
+          { id: 'twice', queue: 'q', payload: '4' },
+          { id: 'twice', queue: 'q', payload: '5' },
+        ],
+      ]) {
+        await assert.rejects(
+          store.enqueue(batch),
+          (err) => isRotaError(err) && err.code === 'ROTA_TASK_EXISTS',
+        );
+      }
+      assert.equal(await store.getItem('fresh'), null);
+      // A tombstone's id is reused, in batch order with a new one.
+      const created = await store.enqueue([
+        { id: 'gone', queue: 'q', payload: '6' },
+        { id: 'fresh', queue: 'q', payload: '7' },
+      ]);
+      assert.deepEqual(
+        created.map((r) => [r.id, r.status]),
+        [
+          ['gone', 'created'],
+          ['fresh', 'created'],
+        ],
+      );
+      assert.ok((created[0]?.seq as number) > kept.seq);
+      assert.equal((created[1]?.seq as number) - (created[0]?.seq as number), 1);
+      assert.deepEqual(
+        [(await store.getItem('gone'))?.state, (await store.getItem('gone'))?.payload],
+        ['pending', '6'],
       );
     });
   });

@@ -41,6 +41,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export class Db {
   readonly pool: pg.Pool;
+  /** Server process ids of the pool's live connections (to recognise this client's own NOTIFYs). */
+  readonly #backends = new Set<number>();
   #closed = false;
 
   constructor(settings: PostgresSettings) {
@@ -54,7 +56,18 @@ export class Db {
     // errors still reach the statement.
     this.pool.on('connect', (client) => {
       client.on('error', () => undefined);
+      const pid = (client as { processID?: number | null }).processID;
+      if (typeof pid === 'number') this.#backends.add(pid);
     });
+    this.pool.on('remove', (client) => {
+      const pid = (client as { processID?: number | null }).processID;
+      if (typeof pid === 'number') this.#backends.delete(pid);
+    });
+  }
+
+  /** True when `pid` is the server process of one of this pool's connections right now. */
+  ownsBackend(pid: number): boolean {
+    return this.#backends.has(pid);
   }
 
   get closed(): boolean {

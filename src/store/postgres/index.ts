@@ -73,9 +73,11 @@ export class PostgresStore implements Store {
     const kvChannel = `${settings.schema}.kv`;
     const queueChannel = `${settings.schema}.queue`;
     this.#listener = new PgListener(clientConfig(settings), [kvChannel, queueChannel], {
-      notify: (channel, payload) => {
+      notify: (channel, payload, pid) => {
         if (channel === kvChannel) this.#watches.wakeAll();
-        else if (channel === queueChannel) this.#wake.notified(payload);
+        // A queue NOTIFY sent by one of our own connections: `written` already woke our
+        // subscribers when the write returned, so a second wake would only cost empty claims.
+        else if (channel === queueChannel && !db.ownsBackend(pid)) this.#wake.notified(payload);
       },
       connected: () => {
         this.#watches.wakeAll();

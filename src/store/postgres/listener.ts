@@ -7,8 +7,8 @@
 import pg from 'pg';
 
 export interface ListenerHandlers {
-  /** A notification arrived on one of the channels. */
-  notify(channel: string, payload: string): void;
+  /** A notification arrived on one of the channels, sent by server process `pid`. */
+  notify(channel: string, payload: string, pid: number): void;
   /** The connection is (again) listening: whatever happened meanwhile must be re-read. */
   connected(): void;
 }
@@ -66,7 +66,7 @@ export class PgListener {
     client.on('error', lost);
     client.on('end', lost);
     client.on('notification', (n) => {
-      if (this.#client === client) this.#handlers.notify(n.channel, n.payload ?? '');
+      if (this.#client === client) this.#handlers.notify(n.channel, n.payload ?? '', n.processId);
     });
     try {
       await client.connect();

@@ -1,8 +1,8 @@
 /**
  * The Queue half of the port over PostgreSQL. Every call is one round trip to a server-side
  * function (sql/migrations/1/06-queue-writes.sql, 07-queue-reads.sql; claims restricted to ids:
- * sql/migrations/2/01-claim-ids.sql) that implements the queue model of src/store/queue-model.ts
- * in SQL.
+ * sql/migrations/2/01-claim-ids.sql; enqueue and claims as version 3 rewrote them:
+ * sql/migrations/3/) that implements the queue model of src/store/queue-model.ts in SQL.
  */
 import { toSafeInteger } from '../keys.js';
 import type {

@@ -51,7 +51,7 @@ export class QueueWake {
     if (any) void this.#send();
   }
 
-  /** A NOTIFY from any client (this one included): a JSON array of queue names. */
+  /** A NOTIFY from another client (index.ts drops this client's own): a JSON array of queue names. */
   notified(payload: string): void {
     let queues: unknown;
     try {

@@ -1,1 +1,1 @@
-SELECT r_ord, r_id, r_seq, r_status, r_queue FROM q_enqueue($1::jsonb)
+SELECT r_ord, r_id, r_seq, r_status, r_queue FROM q_enqueue_json($1::json)
