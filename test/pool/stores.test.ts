@@ -344,11 +344,24 @@ allStores(
           for (const node of live()) if (!workers.get(node)!.some((w) => !w.isStopped)) await addWorker(node);
           await delay(5000);
           const liveWorkers = live().flatMap((n) => workers.get(n)!.filter((w) => !w.isStopped));
-          await eventually(
-            () => liveWorkers.reduce((n, w) => n + w.jobs().length, 0) === 50,
-            10_000,
-            'all 50 jobs to run on live workers',
-          );
+          try {
+            await eventually(
+              () => liveWorkers.reduce((n, w) => n + w.jobs().length, 0) === 50,
+              10_000,
+              'all 50 jobs to run on live workers',
+            );
+          } catch (err) {
+            // Say where the missing jobs are, as the live nodes see them.
+            const running = new Set(liveWorkers.flatMap((w) => w.jobs().map((j) => j.key)));
+            const view = pools.get(live()[0]!)!;
+            const missing = view.jobs().filter((j) => !running.has(j.key));
+            const workersSeen = view.poolWorkers().map((w) => `${w.id.slice(-6)}@${w.nodeId}`);
+            throw new Error(
+              `${(err as Error).message}: ${running.size} run; not running ${JSON.stringify(
+                missing.map((j) => [j.key, j.state, j.workerId?.slice(-6) ?? null, j.nodeId, j.ownerState]),
+              )}; live workers ${liveWorkers.map((w) => w.id.slice(-6)).join(',')}; workers seen ${workersSeen.join(',')}`,
+            );
+          }
           const runningOn = new Map<string, number>();
           for (const w of liveWorkers)
             for (const j of w.jobs()) runningOn.set(j.key, (runningOn.get(j.key) ?? 0) + 1);
