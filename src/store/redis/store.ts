@@ -138,6 +138,12 @@ export class RedisStore implements Store {
     return this.#main.run(kind, (r) => this.#scripts.run(r, name, args)) as Promise<unknown[]>;
   }
 
+  /** A script that replies with one JSON text (cjson.encode): one bulk string for the whole reply. */
+  async #callJson(kind: CallKind, name: ScriptName, args: Arg[]): Promise<unknown[]> {
+    const text = await this.#main.run(kind, (r) => this.#scripts.run(r, name, args));
+    return JSON.parse(text as string) as unknown[];
+  }
+
   /** A KV script: the common header arguments, a binary-safe reply, the head fed to the sweeper. */
   async #kv(kind: CallKind, name: ScriptName, args: Arg[]): Promise<{ head: KvHead; rest: unknown[] }> {
     const full = [this.#config.historyRevisions, this.#config.leaseSweepBatch, ...args];
@@ -348,10 +354,10 @@ export class RedisStore implements Store {
       args.push('ids');
       for (const id of request.ids) args.push(id);
     }
-    const reply = await this.#call('write', 'q-claim', args);
+    const reply = await this.#callJson('write', 'q-claim', args);
     const items: QueueItem[] = [];
     for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
-    return { items, nextRunAt: reply[0] === null ? null : Number(reply[0]) };
+    return { items, nextRunAt: typeof reply[0] === 'string' ? Number(reply[0]) : null };
   }
 
   async renew(entries: RenewEntry[], leaseTtl: number): Promise<RenewResult[]> {
