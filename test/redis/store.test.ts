@@ -152,7 +152,7 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
     }
   });
 
-  it('claims (one JSON reply) return text fields and nextRunAt exactly as stored', async () => {
+  it('enqueue (one JSON argument) and claim (one JSON reply) keep text fields exactly', async () => {
     const prefix = newPrefix();
     const store = await openStore(url, { prefix });
     try {
@@ -161,7 +161,7 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
       const payload = '{"s":"q\\"b\\\\c/d\\u0000\\u001f","u":"é 😀 \u2028",\t"n":\n1}';
       const meta = '{"tags":["ü/\\"x"]}';
       await store.enqueue([
-        { id: 'j-1', queue: 'q', payload, meta, opId: 'op "1"\n', dedup: { key: 'k\u0001' } },
+        { id: 'j-1', queue: 'q', payload, meta, opId: 'op "1"\n\u0000', dedup: { key: 'k\u0001' } },
         { id: 'later', queue: 'q', payload: '2', delay: 60_000 },
       ]);
       const res = await store.claim({ queue: 'q', owner: 'w"1', limit: 5, leaseTtl: 30_000, start: true });
@@ -169,7 +169,7 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
       const it = res.items[0];
       assert.equal(it?.payload, payload);
       assert.equal(it?.meta, meta);
-      assert.equal(it?.opId, 'op "1"\n');
+      assert.equal(it?.opId, 'op "1"\n\u0000');
       assert.equal(it?.dedupKey, 'k\u0001');
       assert.equal(it?.owner, 'w"1');
       assert.equal(it?.state, 'running');

@@ -73,6 +73,8 @@ const CODE_STATUS: Record<string, EnqueueResult['status']> = {
 };
 const COMPARE_TARGET = { value: 'v', createRevision: 'c', modRevision: 'm', version: 'n' } as const;
 
+const text = (value: string | number): string => (typeof value === 'string' ? value : String(value));
+
 const toBuffer = (value: Uint8Array): Buffer => Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 
 /** Text the store keeps must be well-formed Unicode: a lone surrogate cannot round-trip through UTF-8. */
@@ -284,28 +286,26 @@ export class RedisStore implements Store {
   // Queue
 
   async enqueue(items: NewItem[]): Promise<EnqueueResult[]> {
-    const args: Arg[] = [];
+    // One JSON argument for the whole batch, every value as text (the bytes HSET stores are the
+    // ones ioredis sent before: String(number)); see q-enqueue.lua for the layout.
+    const rows: string[][] = [];
     for (const item of items) {
       wellFormed('payload', item.payload);
       wellFormed('meta', item.meta);
-      const priority = item.priority ?? ITEM_DEFAULTS.priority;
+      const priority = String(item.priority ?? ITEM_DEFAULTS.priority);
       const dedup = item.dedup ?? null;
-      args.push(
+      const row = [
         item.id,
         item.queue,
         priority,
-        optNum(item.runAt),
-        item.delay ?? 0,
-        optNum(item.claimTimeout),
+        text(optNum(item.runAt)),
+        String(item.delay ?? 0),
+        text(optNum(item.claimTimeout)),
         dedup ? dedup.key : '',
-        optNum(dedup?.ttl),
+        text(optNum(dedup?.ttl)),
         dedup?.mode === 'replace' ? 'r' : 'k',
         optText(item.opId),
-      );
-      // The stored fields, as field/value pairs the script passes to HSET unchanged.
-      const at = args.length;
-      args.push(
-        0,
+        // The stored fields, as field/value pairs the script passes to HSET unchanged.
         'q',
         item.queue,
         'p',
@@ -313,20 +313,21 @@ export class RedisStore implements Store {
         'pr',
         priority,
         'ma',
-        item.maxAttempts ?? ITEM_DEFAULTS.maxAttempts,
+        String(item.maxAttempts ?? ITEM_DEFAULTS.maxAttempts),
         'ctl',
-        item.completedTtl ?? ITEM_DEFAULTS.completedTtl,
+        String(item.completedTtl ?? ITEM_DEFAULTS.completedTtl),
         'ftl',
-        item.failedTtl ?? ITEM_DEFAULTS.failedTtl,
-      );
-      if (item.timeout != null) args.push('to', item.timeout);
-      if (item.claimTimeout != null) args.push('ct', item.claimTimeout);
-      if (item.deadLetter != null) args.push('dl', item.deadLetter);
-      if (dedup) args.push('dk', dedup.key);
-      if (item.meta != null) args.push('mt', item.meta);
-      if (item.opId != null) args.push('op', item.opId);
-      args[at] = (args.length - at - 1) / 2;
+        String(item.failedTtl ?? ITEM_DEFAULTS.failedTtl),
+      ];
+      if (item.timeout != null) row.push('to', String(item.timeout));
+      if (item.claimTimeout != null) row.push('ct', String(item.claimTimeout));
+      if (item.deadLetter != null) row.push('dl', item.deadLetter);
+      if (dedup) row.push('dk', dedup.key);
+      if (item.meta != null) row.push('mt', item.meta);
+      if (item.opId != null) row.push('op', item.opId);
+      rows.push(row);
     }
+    const args: Arg[] = [JSON.stringify(rows)];
     const reply = (await this.#call('write', 'q-enqueue', args)) as (string | number)[];
     const out: EnqueueResult[] = [];
     for (let i = 0; i < reply.length; i += 3) {
