@@ -152,6 +152,41 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
     }
   });
 
+  it('enqueue (one JSON argument) and claim (one JSON reply) keep text fields exactly', async () => {
+    const prefix = newPrefix();
+    const store = await openStore(url, { prefix });
+    try {
+      // Quotes, backslashes, '/', escaped and raw control characters, non-ASCII, astral and U+2028:
+      // everything a JSON encoder escapes or passes through differently.
+      const payload = '{"s":"q\\"b\\\\c/d\\u0000\\u001f","u":"é 😀 \u2028",\t"n":\n1}';
+      const meta = '{"tags":["ü/\\"x"]}';
+      await store.enqueue([
+        { id: 'j-1', queue: 'q', payload, meta, opId: 'op "1"\n\u0000', dedup: { key: 'k\u0001' } },
+        { id: 'later', queue: 'q', payload: '2', delay: 60_000 },
+      ]);
+      const res = await store.claim({ queue: 'q', owner: 'w"1', limit: 5, leaseTtl: 30_000, start: true });
+      assert.equal(res.items.length, 1);
+      const it = res.items[0];
+      assert.equal(it?.payload, payload);
+      assert.equal(it?.meta, meta);
+      assert.equal(it?.opId, 'op "1"\n\u0000');
+      assert.equal(it?.dedupKey, 'k\u0001');
+      assert.equal(it?.owner, 'w"1');
+      assert.equal(it?.state, 'running');
+      assert.equal(it?.attempt, 1);
+      assert.deepEqual(it, await store.getItem('j-1'));
+      // The next due time is the claimed item's lease expiry (30 s), before the delayed item's minute.
+      const now = await store.now();
+      assert.equal(typeof res.nextRunAt, 'number');
+      assert.ok((res.nextRunAt as number) > now + 20_000 && (res.nextRunAt as number) <= now + 30_000);
+      const empty = await store.claim({ queue: 'none', owner: 'w', limit: 5, leaseTtl: 30_000 });
+      assert.deepEqual(empty, { items: [], nextRunAt: null });
+    } finally {
+      await store.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
   it('a claim restricted to ids applies an expired lease past the per-claim expiry batch', async () => {
     const prefix = newPrefix();
     const store = await openStore(url, { prefix });

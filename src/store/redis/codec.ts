@@ -40,12 +40,17 @@ export function decodeHead(reply: unknown[]): KvHead {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** An item as scripts return it: [id, [field, value, ...], [changed field, value | null, ...]]. */
-export type RawItem = [string, string[], (string | null)[]];
+/**
+ * An item as scripts return it: [id, [field, value, ...], [changed field, value | null, ...]].
+ * Inside a JSON reply (claim) a null value arrives as `false`, and an empty list as `{}` (cjson
+ * cannot tell an empty array from an empty object).
+ */
+export type RawItem = [string, string[], (string | null | false)[]];
 
-function assign(it: Mutable<FeedItem>, pairs: (string | null)[]): void {
+function assign(it: Mutable<FeedItem>, pairs: (string | null | false)[]): void {
   for (let i = 0; i < pairs.length; i += 2) {
-    const v = pairs[i + 1] ?? null;
+    const raw = pairs[i + 1];
+    const v = typeof raw === 'string' ? raw : null;
     switch (pairs[i]) {
       case 'q':
         it.queue = v as string;

@@ -73,6 +73,8 @@ const CODE_STATUS: Record<string, EnqueueResult['status']> = {
 };
 const COMPARE_TARGET = { value: 'v', createRevision: 'c', modRevision: 'm', version: 'n' } as const;
 
+const text = (value: string | number): string => (typeof value === 'string' ? value : String(value));
+
 const toBuffer = (value: Uint8Array): Buffer => Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 
 /** Text the store keeps must be well-formed Unicode: a lone surrogate cannot round-trip through UTF-8. */
@@ -136,6 +138,12 @@ export class RedisStore implements Store {
 
   #call(kind: CallKind, name: ScriptName, args: Arg[]): Promise<unknown[]> {
     return this.#main.run(kind, (r) => this.#scripts.run(r, name, args)) as Promise<unknown[]>;
+  }
+
+  /** A script that replies with one JSON text (cjson.encode): one bulk string for the whole reply. */
+  async #callJson(kind: CallKind, name: ScriptName, args: Arg[]): Promise<unknown[]> {
+    const text = await this.#main.run(kind, (r) => this.#scripts.run(r, name, args));
+    return JSON.parse(text as string) as unknown[];
   }
 
   /** A KV script: the common header arguments, a binary-safe reply, the head fed to the sweeper. */
@@ -278,28 +286,26 @@ export class RedisStore implements Store {
   // Queue
 
   async enqueue(items: NewItem[]): Promise<EnqueueResult[]> {
-    const args: Arg[] = [];
+    // One JSON argument for the whole batch, every value as text (the bytes HSET stores are the
+    // ones ioredis sent before: String(number)); see q-enqueue.lua for the layout.
+    const rows: string[][] = [];
     for (const item of items) {
       wellFormed('payload', item.payload);
       wellFormed('meta', item.meta);
-      const priority = item.priority ?? ITEM_DEFAULTS.priority;
+      const priority = String(item.priority ?? ITEM_DEFAULTS.priority);
       const dedup = item.dedup ?? null;
-      args.push(
+      const row = [
         item.id,
         item.queue,
         priority,
-        optNum(item.runAt),
-        item.delay ?? 0,
-        optNum(item.claimTimeout),
+        text(optNum(item.runAt)),
+        String(item.delay ?? 0),
+        text(optNum(item.claimTimeout)),
         dedup ? dedup.key : '',
-        optNum(dedup?.ttl),
+        text(optNum(dedup?.ttl)),
         dedup?.mode === 'replace' ? 'r' : 'k',
         optText(item.opId),
-      );
-      // The stored fields, as field/value pairs the script passes to HSET unchanged.
-      const at = args.length;
-      args.push(
-        0,
+        // The stored fields, as field/value pairs the script passes to HSET unchanged.
         'q',
         item.queue,
         'p',
@@ -307,20 +313,21 @@ export class RedisStore implements Store {
         'pr',
         priority,
         'ma',
-        item.maxAttempts ?? ITEM_DEFAULTS.maxAttempts,
+        String(item.maxAttempts ?? ITEM_DEFAULTS.maxAttempts),
         'ctl',
-        item.completedTtl ?? ITEM_DEFAULTS.completedTtl,
+        String(item.completedTtl ?? ITEM_DEFAULTS.completedTtl),
         'ftl',
-        item.failedTtl ?? ITEM_DEFAULTS.failedTtl,
-      );
-      if (item.timeout != null) args.push('to', item.timeout);
-      if (item.claimTimeout != null) args.push('ct', item.claimTimeout);
-      if (item.deadLetter != null) args.push('dl', item.deadLetter);
-      if (dedup) args.push('dk', dedup.key);
-      if (item.meta != null) args.push('mt', item.meta);
-      if (item.opId != null) args.push('op', item.opId);
-      args[at] = (args.length - at - 1) / 2;
+        String(item.failedTtl ?? ITEM_DEFAULTS.failedTtl),
+      ];
+      if (item.timeout != null) row.push('to', String(item.timeout));
+      if (item.claimTimeout != null) row.push('ct', String(item.claimTimeout));
+      if (item.deadLetter != null) row.push('dl', item.deadLetter);
+      if (dedup) row.push('dk', dedup.key);
+      if (item.meta != null) row.push('mt', item.meta);
+      if (item.opId != null) row.push('op', item.opId);
+      rows.push(row);
     }
+    const args: Arg[] = [JSON.stringify(rows)];
     const reply = (await this.#call('write', 'q-enqueue', args)) as (string | number)[];
     const out: EnqueueResult[] = [];
     for (let i = 0; i < reply.length; i += 3) {
@@ -348,10 +355,10 @@ export class RedisStore implements Store {
       args.push('ids');
       for (const id of request.ids) args.push(id);
     }
-    const reply = await this.#call('write', 'q-claim', args);
+    const reply = await this.#callJson('write', 'q-claim', args);
     const items: QueueItem[] = [];
     for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
-    return { items, nextRunAt: reply[0] === null ? null : Number(reply[0]) };
+    return { items, nextRunAt: typeof reply[0] === 'string' ? Number(reply[0]) : null };
   }
 
   async renew(entries: RenewEntry[], leaseTtl: number): Promise<RenewResult[]> {

@@ -1,9 +1,10 @@
 -- needs: common queue
--- enqueue(items), all-or-nothing. Per item, a header of 10 arguments:
+-- enqueue(items), all-or-nothing. ARGV[1] is one JSON array (cjson) with one array of text per
+-- item, so a chunk of 1 000 items is one argument instead of ~25 000 for the client to flatten:
 --   id, queue, priority, runAt|'', delay, claimTimeout|'', dedupKey|'', dedupTtl|'', dedupMode k|r,
---   opId ('' for null, else '=' + text)
--- then n and n field/value pairs stored as they are (q p pr ma ctl ftl, and to ct dl dk mt op when
--- set); the script adds s, ra, sq, cr, up, cs and du.
+--   opId ('' for null, else '=' + text),
+-- then field/value pairs stored as they are (q p pr ma ctl ftl, and to ct dl dk mt op when set); the
+-- script adds s, ra, sq, cr, up, cs and du.
 -- -> id, seq, status (c created | d deduplicated | r replaced) per item
 local now = now_ms()
 local nows = int(now)
@@ -11,16 +12,13 @@ local nows = int(now)
 -- Parse the items and check every id before writing anything.
 local items = {}
 local seen = {}
-local i = 1
-while i <= #ARGV do
-  local n = tonumber(ARGV[i + 10])
-  local it = { id = ARGV[i], queue = ARGV[i + 1], b = i, first = i + 11, last = i + 10 + 2 * n }
-  i = i + 11 + 2 * n
+for _, a in ipairs(cjson.decode(ARGV[1])) do
+  local it = { id = a[1], queue = a[2], a = a, first = 11, last = #a }
   local key = Q.ikey(it.id)
   it.key = key
   if redis.call('EXISTS', key) == 1 then
     local cur = redis.call('HMGET', key, 's', 'op', 'sq')
-    local op = ARGV[it.b + 9]
+    local op = a[10]
     if cur[1] ~= 'deleted' and not (#op > 1 and cur[2] == string.sub(op, 2)) then
       return redis.error_reply('ROTA_TASK_EXISTS ' .. it.id)
     end
@@ -41,10 +39,10 @@ local function result(id, seq, code)
 end
 
 for _, it in ipairs(items) do
-  local b, id, queue = it.b, it.id, it.queue
+  local a, id, queue = it.a, it.id, it.queue
   local cur = it.cur
-  local run_at = ARGV[b + 3] ~= '' and tonumber(ARGV[b + 3]) or now + tonumber(ARGV[b + 4])
-  local dkey = ARGV[b + 6]
+  local run_at = a[4] ~= '' and tonumber(a[4]) or now + tonumber(a[5])
+  local dkey = a[7]
   local done = false
   if cur and cur[1] ~= 'deleted' then
     -- An ambiguous retry of the same opId: already stored.
@@ -55,13 +53,13 @@ for _, it in ipairs(items) do
     local holder_id = redis.call('HGET', dedup, dkey)
     local holder = holder_id and redis.call('HMGET', Q.ikey(holder_id), 's', 'dk', 'du', 'sq')
     if holder and holder[2] == dkey and Q.dedup_active(holder[1], holder[3], now) then
-      if ARGV[b + 8] == 'r' and holder[1] == 'pending' then
+      if a[9] == 'r' and holder[1] == 'pending' then
         -- The pending holder takes the new payload, priority, runAt and (if given) meta.
         local r = Q.load(holder_id, false)
         for k = it.first, it.last, 2 do
-          local f = ARGV[k]
+          local f = a[k]
           if f == 'p' or f == 'pr' or f == 'mt' then
-            Q.set(r, f, ARGV[k + 1])
+            Q.set(r, f, a[k + 1])
           end
         end
         Q.set(r, 'ra', int(run_at))
@@ -80,26 +78,26 @@ for _, it in ipairs(items) do
   if not done then
     local seq = Q.next_seq()
     local du = nil
-    if dkey ~= '' and ARGV[b + 7] ~= '' then
-      du = int(now + tonumber(ARGV[b + 7]))
+    if dkey ~= '' and a[8] ~= '' then
+      du = int(now + tonumber(a[8]))
     end
     if cur then
       -- Replacing a tombstone: the generic path also leaves its old indexes.
       local f = { du = du }
       for k = it.first, it.last, 2 do
-        f[ARGV[k]] = ARGV[k + 1]
+        f[a[k]] = a[k + 1]
       end
       f.ra = int(run_at)
       Q.write(Q.create(id, f, now, seq, { cur[1], cur[3] }), now)
     else
       local seqs = int(seq)
       redis.call('HSET', it.key, 's', 'pending', 'ra', int(run_at), 'sq', seqs, 'cs', seqs, 'cr', nows, 'up', nows,
-        unpack(ARGV, it.first, it.last))
+        unpack(a, it.first, it.last))
       if du then
         redis.call('HSET', it.key, 'du', du)
       end
-      local ct = ARGV[b + 5]
-      Q.index_new(id, queue, tonumber(ARGV[b + 2]), run_at, seq, ct ~= '' and tonumber(ct) or nil, now)
+      local ct = a[6]
+      Q.index_new(id, queue, tonumber(a[3]), run_at, seq, ct ~= '' and tonumber(ct) or nil, now)
     end
     result(id, seq, 'c')
   end
