@@ -281,7 +281,20 @@ allStores(
         );
         await eventually(() => log.running.size === 25, 10_000, 'all 25 jobs to start');
         await pools[0]!.close();
-        await eventually(() => workers[2]!.jobs().length === 25, 10_000, 'node 3 to run all 25 jobs');
+        try {
+          await eventually(() => workers[2]!.jobs().length === 25, 10_000, 'node 3 to run all 25 jobs');
+        } catch (err) {
+          // Say where node 3 sees the jobs it does not run.
+          const mine = new Set(workers[2]!.jobs().map((j) => j.key));
+          const others = pools[2]!
+            .jobs()
+            .filter((j) => !mine.has(j.key))
+            .map((j) => [j.key, j.state, j.nodeId, j.ownerState]);
+          const seen = pools[2]!.poolWorkers().map((w) => w.nodeId);
+          throw new Error(
+            `${(err as Error).message}: runs ${mine.size}; others ${JSON.stringify(others)}; workers seen on ${seen.join(',')}; node 2 closed: ${closing2 !== null}`,
+          );
+        }
         await closing2;
         log.assertNoOverlap();
         assert.equal(log.running.size, 25);
