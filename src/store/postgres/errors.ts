@@ -67,6 +67,16 @@ export function isRerunnable(err: unknown): boolean {
   return isServerError(err) && RERUN.has(err.code ?? '');
 }
 
+/**
+ * A prepared statement whose result type changed under it (a function replaced by a newer schema
+ * while the connection kept the old plan). It failed before running: re-send on a new connection.
+ */
+export function isStalePlan(err: unknown): boolean {
+  return (
+    isServerError(err) && err.code === '0A000' && /cached plan must not change result type/.test(err.message)
+  );
+}
+
 /** The server closed or refused the session (with an answer, so nothing was applied). */
 export function isServerGone(err: unknown): boolean {
   return isServerError(err) && SERVER_GONE.has(err.code ?? '');

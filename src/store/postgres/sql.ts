@@ -8,6 +8,8 @@ import { type RotaError, StoreError } from '../../errors.js';
 
 const root = new URL('./sql/', import.meta.url);
 const cache = new Map<string, string>();
+/** Statement text → prepared-statement name (`rota_<file>`), for the texts `query` handed out. */
+const names = new Map<string, string>();
 
 function missing(url: URL, cause: unknown): RotaError {
   return new StoreError(
@@ -38,8 +40,17 @@ export function query(name: string): string {
   if (text === undefined) {
     text = read(new URL(`queries/${name}.sql`, root));
     cache.set(name, text);
+    names.set(text, `rota_${name}`);
   }
   return text;
+}
+
+/**
+ * The prepared-statement name of a text `query` returned, or undefined for any other text. The
+ * set of names is fixed (one per file), so each connection prepares at most that many.
+ */
+export function statementName(text: string): string | undefined {
+  return names.get(text);
 }
 
 /** The schema versions this code knows, ascending (the folders under `sql/migrations/`). */
