@@ -259,21 +259,31 @@ allStores(
       fixture,
     ) => {
       await withStoreCluster(fixture, { nodes: 3 }, async (cluster) => {
-        const pools = await Promise.all(cluster.nodes.map((n) => join(n, SHORT)));
+        // Rendezvous hashing may send every job of node 1 to node 3, and then node 2 never starts
+        // a moved job and the chain never happens (one CI run in a few hundred). This placement
+        // keeps rendezvous' shape (a leaver's keys move, the others stay) but fixes the order:
+        // job-i ranks the workers rotated by i, so node 1's jobs move to node 2, then to node 3.
+        const order: string[] = [];
+        const placement = (key: string, active: readonly string[]) => {
+          const i = Number(key.slice('job-'.length));
+          const ranked = order.map((_, r) => order[(i + r) % order.length]!);
+          return ranked.find((w) => active.includes(w)) ?? (active[0] as string);
+        };
+        const pools = await Promise.all(cluster.nodes.map((n) => join(n, { ...SHORT, placement })));
         const log = new JobLog();
         const workers: PoolWorker[] = [];
         let closing2: Promise<void> | null = null;
         for (const [i, p] of pools.entries()) {
-          workers.push(
-            await p.addWorker(
-              log.handler(`n${i + 1}`, {
-                start: (job) => {
-                  // Node 2 closes as soon as it starts a job that moved to it.
-                  if (i === 1 && job.requeued && !closing2) closing2 = pools[1]!.close();
-                },
-              }),
-            ),
+          const worker = await p.addWorker(
+            log.handler(`n${i + 1}`, {
+              start: (job) => {
+                // Node 2 closes as soon as it starts a job that moved to it.
+                if (i === 1 && job.requeued && !closing2) closing2 = pools[1]!.close();
+              },
+            }),
           );
+          workers.push(worker);
+          order.push(worker.id);
         }
         await eventually(() => pools.every((p) => p.poolWorkers().length === 3), 2000, 'all workers');
         await Promise.all(
@@ -295,6 +305,7 @@ allStores(
             `${(err as Error).message}: runs ${mine.size}; others ${JSON.stringify(others)}; workers seen on ${seen.join(',')}; node 2 closed: ${closing2 !== null}`,
           );
         }
+        assert.ok(closing2, 'node 2 started a job moved from node 1 and closed');
         await closing2;
         log.assertNoOverlap();
         assert.equal(log.running.size, 25);
