@@ -321,6 +321,29 @@ export interface ClaimRequest {
    * is how one given task is taken for resolution (`tasks.resolving(id)`). Unique, at most 10 000.
    */
   ids?: string[];
+  /**
+   * Stores with {@link QueuePort.handoff}: when fewer than `limit` pending items were claimed, leave
+   * a parked claim for the rest, delivered to `mailbox` by the next enqueue that makes items of
+   * `queue` runnable within `ttl` ms. A claim that comes back full (or `Mailbox.unpark`) withdraws
+   * it. Ignored with `ids` or `from: 'completed'`, and by stores without hand-off.
+   */
+  park?: { mailbox: string; ttl: number };
+}
+
+/**
+ * Where a store hands claimed items to an idle worker (see {@link QueuePort.handoff}). Items
+ * delivered here are claimed exactly as `claim` would have claimed them for the parked request
+ * (same owner, lease, `start`): the receiver holds them and must settle or renew them.
+ */
+export interface Mailbox {
+  readonly id: string;
+  /**
+   * Withdraw the parked claim on `queue`, if any. Resolves once every hand-off made before the
+   * withdrawal was delivered to the listener.
+   */
+  unpark(queue: string): Promise<void>;
+  /** Stop listening; no hand-off is made to this mailbox afterwards. */
+  close(): void;
 }
 
 export interface ClaimResult {
@@ -510,6 +533,15 @@ export interface QueuePort {
    * spuriously. `'*'` listens to every queue. Returns the unsubscribe function.
    */
   subscribe(queue: string, listener: () => void): () => void;
+  /**
+   * Optional (Redis): direct hand-off to idle workers. A claim with `park` that came back short
+   * leaves a parked claim; an enqueue that makes items of that queue runnable claims them for it in
+   * the same atomic write and delivers them to `listener`, so an idle worker starts a new task one
+   * hop after the enqueue instead of after a wake-up and a claim. A mailbox whose listener is gone
+   * is never handed items. Items delivered while the connection is down are lost to the listener
+   * and come back to pending when their lease expires, like those of a worker that died.
+   */
+  handoff?(listener: (items: QueueItem[]) => void): Mailbox;
 }
 
 // ------------------------------------------------------------------------------------------------

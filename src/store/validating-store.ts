@@ -353,7 +353,16 @@ export function withValidation(backend: Store): Store {
     },
     claim: async (request: ClaimRequest) => {
       open();
-      checkOptions('request', request, ['queue', 'owner', 'limit', 'leaseTtl', 'start', 'from', 'ids']);
+      checkOptions('request', request, [
+        'queue',
+        'owner',
+        'limit',
+        'leaseTtl',
+        'start',
+        'from',
+        'ids',
+        'park',
+      ]);
       checkName('request.queue', request.queue);
       checkName('request.owner', request.owner);
       checkInt('request.limit', request.limit, 1, 10_000);
@@ -367,6 +376,11 @@ export function withValidation(backend: Store): Store {
           checkItemId(`request.ids[${i}]`, id);
         });
         if (new Set(ids).size !== ids.length) invalid('request.ids', 'must not repeat an id');
+      }
+      if (request.park !== undefined) {
+        checkOptions('request.park', request.park, ['mailbox', 'ttl']);
+        checkName('request.park.mailbox', request.park.mailbox);
+        checkDuration('request.park.ttl', request.park.ttl, 1);
       }
       return backend.claim(request);
     },
@@ -443,6 +457,14 @@ export function withValidation(backend: Store): Store {
       await backend.close();
     },
   };
+  const handoff = backend.handoff?.bind(backend);
+  if (handoff) {
+    store.handoff = (listener) => {
+      open();
+      checkFunction('listener', listener);
+      return handoff(listener);
+    };
+  }
   Object.defineProperty(store, VALIDATED, { value: true });
   // Keep the raw backend reachable for backend-specific test hooks.
   Object.defineProperty(store, 'backend', { value: backend });

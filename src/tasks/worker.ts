@@ -5,7 +5,8 @@
  * - **Claim** in batches with `start: true` (one round trip claims and starts), and prefetch up to
  *   one more batch while handlers are short, so free slots refill without waiting for the store.
  * - **Wake-ups** come from `store.subscribe` and from the claim's `nextRunAt`; `pollInterval` is only
- *   a fallback.
+ *   a fallback. On stores with hand-off (Redis) an idle worker's short claim stays parked and the
+ *   next enqueue delivers the claimed task straight to it: no wake-up → claim round trip.
  * - **Settle** in batches (see {@link Settler}): a finished handler frees its slot at once.
  * - **Renew** all held leases in one call every `leaseTtl/2` (see {@link RenewLoop}).
  * - **One timer** per worker watches every task's timeout, heartbeat and local lease deadline; no
@@ -33,6 +34,7 @@ import {
 } from '../errors.js';
 import type {
   ClaimResult,
+  Mailbox,
   QueueItem,
   RenewEntry,
   RenewResult,
@@ -126,6 +128,8 @@ export interface ResolvedWorkerOptions {
 const PREFETCH_MAX_HANDLER_MS = 10;
 /** At most this often, a wake-up renews held leases to notice cancellations. */
 const CANCEL_CHECK_MS = 250;
+/** A parked claim outlives the idle wait it stands for by this much (the worker re-parks sooner). */
+const PARK_SLACK_MS = 1000;
 
 const BUFFERED = 0;
 const RUNNING = 1;
@@ -248,6 +252,8 @@ export class Worker {
   #stopping = false;
   #unitWaiters: (() => void)[] = [];
   #unsubscribe: (() => void) | null = null;
+  /** Where the store hands this worker tasks while it is idle (stores with hand-off only). */
+  #mailbox: Mailbox | null = null;
   #renew: RenewLoop | null = null;
   readonly #settler: Settler<Slot>;
   readonly #onAbort = () => void this.close().catch(() => undefined);
@@ -320,6 +326,7 @@ export class Worker {
       interval,
     );
     this.#unsubscribe = this.#host.ctx.store.subscribe(this.queue, this.#onWake);
+    this.#mailbox = this.#host.ctx.store.handoff?.((items) => this.#onHandoff(items)) ?? null;
     this.#started = true;
     this.#pump();
   }
@@ -398,6 +405,9 @@ export class Worker {
         limit,
         leaseTtl: this.#leaseTtl,
         start: true,
+        park: this.#mailbox
+          ? { mailbox: this.#mailbox.id, ttl: this.#o.pollInterval + PARK_SLACK_MS }
+          : undefined,
       });
     } catch (err) {
       this.#reserved -= limit;
@@ -422,6 +432,24 @@ export class Worker {
     }
     if (res.items.length < limit && this.#wakes === wakes) this.#goIdle(res.nextRunAt);
     else this.#earlyWait = 0;
+    this.#pump();
+  }
+
+  /** Tasks the store claimed for this worker's parked claim: held from the store's claim time. */
+  #onHandoff(items: QueueItem[]): void {
+    if (items.length === 0) return;
+    const { clock, time } = this.#host.ctx;
+    const now = clock.monotonic();
+    const storeNow = time.now();
+    const cfg = this.#host.configs.get(this.queue);
+    const hb = this.#o.heartbeatTimeout ?? cfg.heartbeatTimeout ?? 0;
+    for (const item of items) {
+      const age = item.claimedAt === null ? 0 : Math.max(0, storeNow - item.claimedAt);
+      this.#adopt(item, now - age, hb);
+    }
+    // Closing: they stay buffered and are given back with the rest. Paused: they run, like a
+    // claim that was in flight when the worker paused.
+    this.#onWake();
     this.#pump();
   }
 
@@ -822,6 +850,7 @@ export class Worker {
   pause(): void {
     if (this.#paused || this.#closing) return;
     this.#paused = true;
+    this.#mailbox?.unpark(this.queue).catch(() => undefined);
     this.#host.events.emit('worker:paused', { queue: this.queue, workerId: this.id });
   }
 
@@ -874,6 +903,11 @@ export class Worker {
     this.#unsubscribe?.();
     ctx.clock.clearTimeout(this.#waitTimer);
     await Promise.all([...this.#claims]);
+    // No claim runs any more: withdraw the parked one; what was handed off before is buffered now.
+    if (this.#mailbox) {
+      await this.#mailbox.unpark(this.queue).catch(() => undefined);
+      this.#mailbox.close();
+    }
     const release = (slot: Slot) => {
       this.#settle(slot, {
         op: 'release',

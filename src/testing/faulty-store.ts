@@ -9,7 +9,7 @@
  * - `injectError(op, count)`: the next `count` calls of `op` fail with `ROTA_STORE_UNAVAILABLE`.
  */
 import { ClosedError, StoreUnavailableError } from '../errors.js';
-import type { Store, WatchEvent, WatchOptions } from '../store/port.js';
+import type { Mailbox, QueueItem, Store, WatchEvent, WatchOptions } from '../store/port.js';
 import { Channel } from '../util/channel.js';
 
 type Mode = 'ok' | 'partitioned' | 'killed';
@@ -20,10 +20,55 @@ export class FaultyStore implements Store {
   #healWaiters: (() => void)[] = [];
   #hanging = new Set<(err: Error) => void>();
   #disposed = false;
-  /** Calls that reached the inner store, by operation name. */
+  /** Calls that reached the inner store, by operation name (and `handoff`: deliveries received). */
   readonly calls = new Map<string, number>();
 
-  constructor(readonly inner: Store) {}
+  /** Hand-off mailboxes handed out, so a cut link can close them (see {@link FaultyStore.handoff}). */
+  readonly #mailboxes = new Set<{ cut(): void; heal(): void }>();
+  readonly handoff?: Store['handoff'];
+
+  constructor(readonly inner: Store) {
+    const handoff = inner.handoff?.bind(inner);
+    if (handoff) this.handoff = (listener) => this.#handoff(handoff, listener);
+  }
+
+  /**
+   * A real client whose link is cut loses its subscriber connection, and a store hands nothing to
+   * a mailbox nobody listens to. So while partitioned or killed the inner mailbox is closed; on
+   * heal a new one opens under a new id (parked claims under the old id are dropped unused).
+   */
+  #handoff(open: NonNullable<Store['handoff']>, listener: (items: QueueItem[]) => void): Mailbox {
+    const deliver = (items: QueueItem[]) => {
+      this.calls.set('handoff', (this.calls.get('handoff') ?? 0) + 1);
+      listener(items);
+    };
+    let inner: Mailbox | null = open(deliver);
+    let closed = false;
+    const link = {
+      cut: () => {
+        inner?.close();
+        inner = null;
+      },
+      heal: () => {
+        if (!closed && !inner) inner = open(deliver);
+      },
+    };
+    this.#mailboxes.add(link);
+
+    return {
+      get id() {
+        return inner?.id ?? 'cut';
+      },
+      unpark: async (queue) => {
+        if (inner && this.#mode === 'ok') await inner.unpark(queue);
+      },
+      close: () => {
+        closed = true;
+        this.#mailboxes.delete(link);
+        link.cut();
+      },
+    };
+  }
 
   get mode(): Mode {
     return this.#mode;
@@ -39,12 +84,15 @@ export class FaultyStore implements Store {
   }
 
   partition(): void {
-    if (this.#mode === 'ok') this.#mode = 'partitioned';
+    if (this.#mode !== 'ok') return;
+    this.#mode = 'partitioned';
+    for (const m of this.#mailboxes) m.cut();
   }
 
   heal(): void {
     if (this.#mode !== 'partitioned') return;
     this.#mode = 'ok';
+    for (const m of this.#mailboxes) m.heal();
     const waiters = this.#healWaiters;
     this.#healWaiters = [];
     for (const w of waiters) w();
@@ -52,6 +100,7 @@ export class FaultyStore implements Store {
 
   kill(): void {
     this.#mode = 'killed';
+    for (const m of this.#mailboxes) m.cut();
   }
 
   /** Make the next `count` calls of `op` (a Store method name, or '*') fail as unavailable. */

@@ -3,6 +3,7 @@
  * Every multi-key operation is one Lua script (./scripts), so each is atomic and the revision
  * and sequence counters are allocated in commit order; time is the server's TIME everywhere.
  */
+import { randomHex } from '../../core/ids.js';
 import { InvalidArgumentError } from '../../errors.js';
 import { compareKeys, toSafeInteger } from '../keys.js';
 import type {
@@ -20,6 +21,7 @@ import type {
   LeaseInfo,
   ListQuery,
   ListResult,
+  Mailbox,
   NewItem,
   Outcome,
   PutOptions,
@@ -354,7 +356,7 @@ export class RedisStore implements Store {
     if (request.ids) {
       args.push('ids');
       for (const id of request.ids) args.push(id);
-    }
+    } else if (request.park) args.push('park', request.park.mailbox, request.park.ttl);
     const reply = await this.#callJson('write', 'q-claim', args);
     const items: QueueItem[] = [];
     for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
@@ -519,6 +521,27 @@ export class RedisStore implements Store {
 
   subscribe(queue: string, listener: () => void): () => void {
     return this.#wakeups.subscribe(queue, listener);
+  }
+
+  handoff(listener: (items: QueueItem[]) => void): Mailbox {
+    const id = randomHex(8);
+    const box = this.#wakeups.mailbox(id, (message) => {
+      // The reply form of q-claim: [false, item...].
+      const reply = JSON.parse(message) as unknown[];
+      const items: QueueItem[] = [];
+      for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
+      listener(items);
+    });
+    const base = this.#config.base;
+    return {
+      id,
+      unpark: async (queue: string) => {
+        await this.#main.run('write', (r) => r.hdel(`${base}:q:${queue}:k`, id));
+        // Hand-offs published before the HDEL are ahead of this reply on the subscriber connection.
+        await box.flush();
+      },
+      close: () => box.close(),
+    };
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@
  * allowed, a lost one is not.
  */
 import type { Redis } from 'ioredis';
+import { systemClock, type TimerHandle } from '../../time/clock.js';
 import { WakeListeners } from '../wake-listeners.js';
 import { Connection } from './connection.js';
 import type { RedisConfig } from './options.js';
@@ -19,6 +20,8 @@ export class Wakeups {
   readonly #onLeaseChannel: () => void;
   #conn: Connection | undefined;
   readonly #listeners = new WakeListeners();
+  /** Hand-off channel -> listener of the raw message. */
+  readonly #mailboxes = new Map<string, (message: string) => void>();
   #leases = false;
   #connectedOnce = false;
 
@@ -41,7 +44,8 @@ export class Wakeups {
       const redis = conn.redis;
       redis.on('message', (channel: string, message: string) => {
         if (channel === this.#leaseChannel) this.#onLease(Number(message));
-        else this.#fire(channel.slice(this.#wakePrefix.length));
+        else if (channel.startsWith(this.#wakePrefix)) this.#fire(channel.slice(this.#wakePrefix.length));
+        else this.#mailboxes.get(channel)?.(message);
       });
       redis.on('pmessage', (_pattern: string, channel: string) => {
         this.#fire(channel.slice(this.#wakePrefix.length));
@@ -91,6 +95,40 @@ export class Wakeups {
     });
   }
 
+  /**
+   * A hand-off mailbox: messages on `{prefix}:hand:<id>` go to `onMessage`. `flush` resolves once
+   * every message published before it was called has been delivered (a PING on this connection is
+   * answered after them).
+   */
+  mailbox(id: string, onMessage: (message: string) => void): { flush(): Promise<void>; close(): void } {
+    const channel = `${this.#config.base}:hand:${id}`;
+    this.#mailboxes.set(channel, onMessage);
+    const redis = this.#redis();
+    redis.subscribe(channel).catch(() => undefined);
+    return {
+      flush: async () => {
+        // While disconnected nothing more can arrive (pub/sub drops it): do not wait for a reconnect.
+        if (!this.#mailboxes.has(channel) || redis.status !== 'ready') return;
+        let timer: TimerHandle | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = systemClock.setTimeout(resolve, this.#config.storeTimeout);
+        });
+        await Promise.race([
+          redis.ping().then(
+            () => undefined,
+            () => undefined,
+          ),
+          timeout,
+        ]);
+        systemClock.clearTimeout(timer);
+      },
+      close: () => {
+        if (!this.#mailboxes.delete(channel) || this.#conn?.closed) return;
+        redis.unsubscribe(channel).catch(() => undefined);
+      },
+    };
+  }
+
   /** Coalesce wake-ups: each listener fires at most once per tick. */
   #fire(queue: string): void {
     this.#listeners.wake(queue);
@@ -98,6 +136,7 @@ export class Wakeups {
 
   async close(): Promise<void> {
     this.#listeners.clear();
+    this.#mailboxes.clear();
     await this.#conn?.close(false);
   }
 }

@@ -10,6 +10,7 @@
 --   P:q:<q>:d        delayed pending: score runAt            P:q:<q>:l  leased: score lease expiry
 --   P:q:<q>:c        completed: score completedAt            P:q:<q>:x  live items: score seq, member id
 --   P:q:<q>:n        hash state -> count                     P:q:<q>:u  hash dedup key -> holder id
+--   P:q:<q>:k        hash mailbox -> parked claim (see Q.handoff)
 --   P:feed           change feed: score changeSeq, member id (conflated: one entry per item)
 --   P:feed:horizon   highest changeSeq of a purged tombstone (older cursors are compacted)
 --   P:sw:claimed / :deadline / :unclaimed / :expire / :tomb   sweep indexes by due time
@@ -52,7 +53,7 @@ function Q.qkey(queue, suffix)
   if not k then
     local base = P .. ':q:' .. queue .. ':'
     k = { r = base .. 'r', d = base .. 'd', l = base .. 'l', c = base .. 'c', x = base .. 'x', n = base .. 'n',
-      u = base .. 'u' }
+      u = base .. 'u', k = base .. 'k' }
     QKEYS[queue] = k
   end
   return k[suffix]
@@ -759,6 +760,98 @@ end
 function Q.prune_item(r, now)
   with_change(r, now, Q.next_seq())
   set(r, 's', 'deleted')
+end
+
+-- Claim up to `limit` ready items of `queue` in claim order, appending { id, flat, delta } to `out`
+-- (the reply form of Q.reply). The hot path: claimItem and the index moves of Q.write for
+-- pending -> claimed | running, inlined (see Q.claim_item and Q.write for the general form they
+-- must match). Returns how many were claimed.
+function Q.claim_ready(queue, owner, limit, ttl, start, now, out)
+  local popped = redis.call('ZPOPMIN', Q.qkey(queue, 'r'), limit)
+  local leased = Q.qkey(queue, 'l')
+  local nows, les = int(now), int(now + ttl)
+  local state = start and 'running' or 'claimed'
+  local claimed = 0
+  for i = 1, #popped, 2 do
+    local id = string.sub(popped[i], 33)
+    local key = Q.ikey(id)
+    local flat = redis.call('HGETALL', key)
+    local s, a, sq, ct, to
+    for k = 1, #flat, 2 do
+      local f = flat[k]
+      if f == 's' then
+        s = flat[k + 1]
+      elseif f == 'a' then
+        a = flat[k + 1]
+      elseif f == 'sq' then
+        sq = flat[k + 1]
+      elseif f == 'ct' then
+        ct = flat[k + 1]
+      elseif f == 'to' then
+        to = flat[k + 1]
+      end
+    end
+    if s == 'pending' then
+      local cs = int(Q.next_seq())
+      local m = pad(tonumber(sq)) .. id
+      local delta
+      if start then
+        local attempt = int((a and tonumber(a) or 0) + 1)
+        redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs,
+          'a', attempt, 'sa', nows)
+        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs, 'a', attempt,
+          'sa', nows }
+        if to then
+          zadd(Q.K_DEADLINE, now + tonumber(to), m)
+        end
+      else
+        redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs)
+        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs }
+        zadd(Q.K_CLAIMED, now, m)
+      end
+      if ct then
+        zrem(Q.K_UNCLAIMED, m)
+      end
+      zadd(leased, now + ttl, m)
+      zadd(Q.K_FEED, tonumber(cs), id)
+      claimed = claimed + 1
+      out[#out + 1] = { id, flat, delta }
+    end
+  end
+  if claimed > 0 then
+    count(queue, 'pending', -claimed)
+    count(queue, state, claimed)
+  end
+  return claimed
+end
+
+-- Hand-off (docs/stores.md): a worker whose claim came back short leaves a parked claim in
+-- P:q:<q>:k (mailbox -> { o owner, l limit, t leaseTtl, s start, u parked-until }). A write that
+-- made items of a queue runnable claims them for its parked claims right here and publishes them
+-- to P:hand:<mailbox>, so an idle worker gets its task in one hop instead of a wake-up and a claim.
+-- A parked claim nobody listens to any more (PUBSUB NUMSUB 0) or past its time is dropped unused.
+function Q.handoff(now)
+  for queue in pairs(Q.wake) do
+    local parked = Q.qkey(queue, 'k')
+    local entries = redis.call('HGETALL', parked)
+    if #entries > 0 then
+      Q.flush()
+      for k = 1, #entries, 2 do
+        local mailbox, p = entries[k], cjson.decode(entries[k + 1])
+        local channel = P .. ':hand:' .. mailbox
+        if p.u <= now or redis.call('PUBSUB', 'NUMSUB', channel)[2] == 0 then
+          redis.call('HDEL', parked, mailbox)
+        else
+          local out = { false }
+          if Q.claim_ready(queue, p.o, p.l, p.t, p.s, now, out) == 0 then
+            break
+          end
+          redis.call('HDEL', parked, mailbox)
+          redis.call('PUBLISH', channel, cjson.encode(out))
+        end
+      end
+    end
+  end
 end
 
 -- The id inside a '<seq:16>'..id index member.

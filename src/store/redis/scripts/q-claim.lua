@@ -1,6 +1,6 @@
 -- needs: common queue
 -- claim: ARGV queue, owner, limit, leaseTtl, start '1'|'', from 'p'|'c', expireLimit, promoteLimit
--- [, 'ids', id...] (request.ids: consider only those items)
+-- [, 'ids', id...] (request.ids: consider only those items) | [, 'park', mailbox, parkTtl]
 -- -> one JSON text (cjson): [nextRunAt as decimal text | false, one Q.reply() per claimed item, in
 -- claim order]. One bulk string instead of ~50 per item: converting each field to a reply string
 -- and back dominated the cost of a claim, on the server and in the client.
@@ -85,62 +85,7 @@ if not from_completed then
     chunked('ZREM', delayed, due, 4000)
     chunked('ZADD', ready, add, 4000)
   end
-  -- The hot path: claimItem and the index moves of Q.write for pending -> claimed | running,
-  -- inlined (see Q.claim_item and Q.write for the general form they must match).
-  local popped = redis.call('ZPOPMIN', ready, limit)
-  local nows, les = int(now), int(now + ttl)
-  local state = start and 'running' or 'claimed'
-  local claimed = 0
-  for i = 1, #popped, 2 do
-    local id = string.sub(popped[i], 33)
-    local key = Q.ikey(id)
-    local flat = redis.call('HGETALL', key)
-    local s, a, sq, ct, to
-    for k = 1, #flat, 2 do
-      local f = flat[k]
-      if f == 's' then
-        s = flat[k + 1]
-      elseif f == 'a' then
-        a = flat[k + 1]
-      elseif f == 'sq' then
-        sq = flat[k + 1]
-      elseif f == 'ct' then
-        ct = flat[k + 1]
-      elseif f == 'to' then
-        to = flat[k + 1]
-      end
-    end
-    if s == 'pending' then
-      local cs = int(Q.next_seq())
-      local m = pad(tonumber(sq)) .. id
-      local delta
-      if start then
-        local attempt = int((a and tonumber(a) or 0) + 1)
-        redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs,
-          'a', attempt, 'sa', nows)
-        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs, 'a', attempt,
-          'sa', nows }
-        if to then
-          Q.zadd(Q.K_DEADLINE, now + tonumber(to), m)
-        end
-      else
-        redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs)
-        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs }
-        Q.zadd(Q.K_CLAIMED, now, m)
-      end
-      if ct then
-        Q.zrem(Q.K_UNCLAIMED, m)
-      end
-      Q.zadd(leased, now + ttl, m)
-      Q.zadd(Q.K_FEED, tonumber(cs), id)
-      claimed = claimed + 1
-      out[#out + 1] = { id, flat, delta }
-    end
-  end
-  if claimed > 0 then
-    Q.count(queue, 'pending', -claimed)
-    Q.count(queue, state, claimed)
-  end
+  Q.claim_ready(queue, owner, limit, ttl, start, now, out)
 else
   local done = Q.qkey(queue, 'c')
   for _, m in ipairs(redis.call('ZRANGE', done, 0, limit - 1)) do
@@ -153,6 +98,17 @@ else
   end
 end
 Q.flush()
+
+-- A worker's claim may leave a parked claim for what it did not get (see Q.handoff).
+if ARGV[9] == 'park' then
+  local parked, short = Q.qkey(queue, 'k'), limit - (#out - 1)
+  if short > 0 and not from_completed then
+    redis.call('HSET', parked, ARGV[10], cjson.encode({ o = owner, l = short, t = ttl, s = start,
+      u = now + tonumber(ARGV[11]) }))
+  else
+    redis.call('HDEL', parked, ARGV[10])
+  end
+end
 
 if #out - 1 < limit then
   local next_at = Q.first_score(leased)

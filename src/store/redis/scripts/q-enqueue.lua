@@ -102,5 +102,6 @@ for _, it in ipairs(items) do
     result(id, seq, 'c')
   end
 end
+Q.handoff(now)
 Q.finish()
 return out
