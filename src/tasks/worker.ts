@@ -5,8 +5,8 @@
  * - **Claim** in batches with `start: true` (one round trip claims and starts), and prefetch up to
  *   one more batch while handlers are short, so free slots refill without waiting for the store.
  * - **Wake-ups** come from `store.subscribe` and from the claim's `nextRunAt`; `pollInterval` is only
- *   a fallback. On stores with hand-off (Redis) an idle worker's short claim stays parked and the
- *   next enqueue delivers the claimed task straight to it: no wake-up → claim round trip.
+ *   a fallback. On stores with hand-off (Redis) an idle worker's short claim stays
+ *   parked and the next enqueue delivers the claimed task straight to it: no wake-up → claim.
  * - **Settle** in batches (see {@link Settler}): a finished handler frees its slot at once.
  * - **Renew** all held leases in one call every `leaseTtl/2` (see {@link RenewLoop}).
  * - **One timer** per worker watches every task's timeout, heartbeat and local lease deadline; no
@@ -405,9 +405,10 @@ export class Worker {
         limit,
         leaseTtl: this.#leaseTtl,
         start: true,
-        park: this.#mailbox
-          ? { mailbox: this.#mailbox.id, ttl: this.#o.pollInterval + PARK_SLACK_MS }
-          : undefined,
+        park:
+          this.#mailbox && !this.#paused
+            ? { mailbox: this.#mailbox.id, ttl: this.#o.pollInterval + PARK_SLACK_MS }
+            : undefined,
       });
     } catch (err) {
       this.#reserved -= limit;
@@ -850,7 +851,12 @@ export class Worker {
   pause(): void {
     if (this.#paused || this.#closing) return;
     this.#paused = true;
-    this.#mailbox?.unpark(this.queue).catch(() => undefined);
+    // Withdraw the parked claim once the claims in flight (which may park again) are back.
+    const mailbox = this.#mailbox;
+    if (mailbox)
+      void Promise.all([...this.#claims])
+        .then(() => (this.#paused ? mailbox.unpark(this.queue) : undefined))
+        .catch(() => undefined);
     this.#host.events.emit('worker:paused', { queue: this.queue, workerId: this.id });
   }
 

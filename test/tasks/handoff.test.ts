@@ -1,0 +1,281 @@
+/**
+ * Hand-off (docs/stores.md, Redis "Hand-off to idle workers"): a short claim with
+ * `park` leaves a parked claim; the next enqueue claims for it in the same atomic write and
+ * delivers the items to the worker's mailbox. Store level first, then through a worker on
+ * test-cluster nodes. Stores without hand-off must ignore `park`.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Mailbox, QueueItem, Store } from '../../src/store/port.js';
+import type { TestNode } from '../../src/testing/index.js';
+import { eventually, withStoreCluster } from '../support/scenarios.js';
+import { type BackendFixture, selectedFixtures, serverAvailable } from '../support/stores.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LEASE = 30_000;
+const HANDOFF = new Set(['redis']);
+
+/** A fresh store of `fixture` and one mailbox collecting what it is handed. */
+async function withMailbox(
+  fixture: BackendFixture,
+  body: (s: { store: Store; box: Mailbox; got: QueueItem[][]; other: () => Promise<Store> }) => Promise<void>,
+): Promise<void> {
+  const handle = await fixture.create();
+  const store = handle.store;
+  const got: QueueItem[][] = [];
+  assert.ok(store.handoff, `the ${fixture.name} store offers hand-off`);
+  const box = store.handoff((items) => got.push(items));
+  try {
+    // The mailbox's SUBSCRIBE / LISTEN goes out on a connection of its own: claim once so the
+    // store is connected, then give it a moment.
+    await store.claim({ queue: 'warm-up', owner: 'w', limit: 1, leaseTtl: LEASE });
+    await sleep(150);
+    await body({ store, box, got, other: () => handle.connect() });
+  } finally {
+    box.close();
+    await handle.destroy();
+  }
+}
+
+const park = (box: Mailbox, ttl = 10_000) => ({ mailbox: box.id, ttl });
+
+for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
+  const skip = !serverAvailable(fixture);
+  describe(`hand-off to parked claims [${fixture.name}]`, { skip, concurrency: 4, timeout: 60_000 }, () => {
+    it('an enqueue claims for a parked claim and delivers the items, in claim order, up to its limit', async () => {
+      await withMailbox(fixture, async ({ store, box, got }) => {
+        const empty = await store.claim({
+          queue: 'q',
+          owner: 'w1',
+          limit: 2,
+          leaseTtl: LEASE,
+          start: true,
+          park: park(box),
+        });
+        assert.equal(empty.items.length, 0);
+        await store.enqueue([
+          { id: 'low', queue: 'q', payload: '"l"', priority: 0 },
+          { id: 'high', queue: 'q', payload: '"h"', priority: 5 },
+          { id: 'mid', queue: 'q', payload: '"m"', priority: 1 },
+        ]);
+        await eventually(() => got.length === 1, 3000, 'one delivery');
+        const items = got[0] as QueueItem[];
+        assert.deepEqual(
+          items.map((i) => [i.id, i.state, i.owner, i.attempt, i.payload]),
+          [
+            ['high', 'running', 'w1', 1, '"h"'],
+            ['mid', 'running', 'w1', 1, '"m"'],
+          ],
+        );
+        // Exactly what the store holds: the claim's token, state and lease.
+        for (const item of items) {
+          const stored = await store.getItem(item.id);
+          assert.deepEqual(stored, item);
+          assert.equal((stored?.leaseExpiresAt as number) - (stored?.claimedAt as number), LEASE);
+        }
+        assert.equal((await store.getItem('low'))?.state, 'pending');
+        // The parked claim was used up: the next enqueue is not handed off.
+        await store.enqueue([{ id: 'later', queue: 'q', payload: '1' }]);
+        await sleep(150);
+        assert.equal(got.length, 1);
+        assert.equal((await store.getItem('later'))?.state, 'pending');
+        assert.deepEqual((await store.countItems('q')).q, {
+          pending: 2,
+          claimed: 0,
+          running: 2,
+          completed: 0,
+          resolving: 0,
+        });
+      });
+    });
+
+    it('hands off to a mailbox of another client, and start: false hands off claimed items', async () => {
+      await withMailbox(fixture, async ({ store, box, got, other }) => {
+        await store.claim({ queue: 'q', owner: 'w1', limit: 1, leaseTtl: LEASE, park: park(box) });
+        const producer = await other();
+        await producer.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
+        await eventually(() => got.length === 1, 3000, 'one delivery');
+        assert.deepEqual(
+          got[0]?.map((i) => [i.id, i.state, i.attempt]),
+          [['a', 'claimed', 0]],
+        );
+      });
+    });
+
+    it('a full claim, unpark, an expired park and a closed mailbox all mean no hand-off', async () => {
+      await withMailbox(fixture, async ({ store, box, got }) => {
+        // A claim that comes back full withdraws the park an earlier short one left.
+        await store.claim({ queue: 'full', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(box) });
+        await store.enqueue([{ id: 'f1', queue: 'full', payload: '1' }]);
+        await eventually(() => got.length === 1, 3000, 'the first delivery');
+        await store.enqueue([{ id: 'f2', queue: 'full', payload: '1' }]);
+        const full = await store.claim({
+          queue: 'full',
+          owner: 'w',
+          limit: 1,
+          leaseTtl: LEASE,
+          park: park(box),
+        });
+        assert.deepEqual(
+          full.items.map((i) => i.id),
+          ['f2'],
+        );
+
+        await store.claim({ queue: 'u', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(box) });
+        await box.unpark('u');
+
+        await store.claim({ queue: 'e', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(box, 1) });
+        await sleep(20);
+
+        const gone = store.handoff?.(() => assert.fail('a closed mailbox was handed items')) as Mailbox;
+        await sleep(100);
+        await store.claim({ queue: 'c', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(gone) });
+        gone.close();
+        await sleep(100);
+
+        await store.enqueue([
+          { id: 'full-2', queue: 'full', payload: '1' },
+          { id: 'u1', queue: 'u', payload: '1' },
+          { id: 'e1', queue: 'e', payload: '1' },
+          { id: 'c1', queue: 'c', payload: '1' },
+        ]);
+        await sleep(200);
+        assert.equal(got.length, 1);
+        for (const id of ['full-2', 'u1', 'e1', 'c1'])
+          assert.equal((await store.getItem(id))?.state, 'pending', id);
+      });
+    });
+
+    it('delayed items are not handed off, and the park waits for runnable work', async () => {
+      await withMailbox(fixture, async ({ store, box, got }) => {
+        await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(box) });
+        await store.enqueue([{ id: 'later', queue: 'q', payload: '1', delay: 60_000 }]);
+        await sleep(150);
+        assert.equal(got.length, 0);
+        await store.enqueue([{ id: 'now', queue: 'q', payload: '1' }]);
+        await eventually(() => got.length === 1, 3000, 'the runnable item');
+        assert.deepEqual(
+          got[0]?.map((i) => i.id),
+          ['now'],
+        );
+      });
+    });
+
+    it('a hand-off too large for one message still arrives whole', async () => {
+      await withMailbox(fixture, async ({ store, box, got }) => {
+        await store.claim({
+          queue: 'q',
+          owner: 'w',
+          limit: 20,
+          leaseTtl: LEASE,
+          start: true,
+          park: park(box),
+        });
+        const big = JSON.stringify('x'.repeat(2000));
+        const items = Array.from({ length: 20 }, (_, i) => ({ id: `b${i}`, queue: 'q', payload: big }));
+        await store.enqueue(items);
+        await eventually(() => got.length === 1, 3000, 'one delivery');
+        assert.deepEqual(
+          got[0]?.map((i) => [i.id, i.payload.length, i.state]),
+          items.map((i) => [i.id, big.length, 'running']),
+        );
+      });
+    });
+
+    it('rejects a malformed park with a coded error and parks nothing', async () => {
+      await withMailbox(fixture, async ({ store, box, got }) => {
+        for (const bad of [
+          { mailbox: '', ttl: 1000 },
+          { mailbox: box.id, ttl: -1 },
+          { mailbox: box.id, ttl: 1, x: 1 },
+        ]) {
+          await assert.rejects(
+            store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: LEASE, park: bad as never }),
+            (err: Error & { code?: string }) => err.code === 'ROTA_INVALID_ARGUMENT',
+          );
+        }
+        await store.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
+        await sleep(150);
+        assert.equal(got.length, 0);
+      });
+    });
+
+    it('an idle worker runs an enqueued task from a hand-off; a paused or closed worker is handed nothing', async () => {
+      await withStoreCluster(fixture, { nodes: 2 }, async (cluster) => {
+        const [a, b] = cluster.nodes as [TestNode, TestNode];
+        const ran: string[] = [];
+        const worker = a.rota.tasks.work<string>('q', (task) => {
+          ran.push(task.payload);
+        });
+        await sleep(300); // the worker's first claim parks
+        await b.rota.tasks.enqueue('q', 'one');
+        await eventually(() => ran.length === 1, 5000, 'the task to run');
+        assert.ok((a.faults.calls.get('handoff') ?? 0) >= 1, 'the task came by hand-off');
+
+        worker.pause();
+        await sleep(150);
+        const before = a.faults.calls.get('handoff');
+        const { id } = await b.rota.tasks.enqueue('q', 'paused');
+        await sleep(300);
+        assert.equal(a.faults.calls.get('handoff'), before);
+        assert.equal((await b.rota.tasks.get(id))?.state, 'pending');
+        worker.resume();
+        await eventually(() => ran.length === 2, 5000, 'the task enqueued while paused');
+
+        await sleep(150);
+        await worker.close();
+        const { id: closedId } = await b.rota.tasks.enqueue('q', 'closed');
+        await sleep(300);
+        assert.equal((await b.rota.tasks.get(closedId))?.state, 'pending');
+        assert.deepEqual(ran, ['one', 'paused']);
+      });
+    });
+
+    it('a partitioned worker is handed nothing; after heal it is again', async () => {
+      await withStoreCluster(fixture, { nodes: 2 }, async (cluster) => {
+        const [a, b] = cluster.nodes as [TestNode, TestNode];
+        const ran: string[] = [];
+        const worker = a.rota.tasks.work<string>('q', (task) => {
+          ran.push(task.payload);
+        });
+        await sleep(300);
+        a.faults.partition();
+        const { id } = await b.rota.tasks.enqueue('q', 'cut');
+        await sleep(300);
+        assert.equal((await b.rota.tasks.get(id))?.state, 'pending');
+        assert.equal(ran.length, 0);
+        a.faults.heal();
+        await eventually(() => ran.length === 1, 10_000, 'the task after heal');
+        await worker.close();
+      });
+    });
+  });
+}
+
+for (const fixture of selectedFixtures().filter((f) => !HANDOFF.has(f.name))) {
+  describe(`no hand-off [${fixture.name}]`, { skip: !serverAvailable(fixture) }, () => {
+    it('has no handoff and a claim with park is an ordinary claim', async () => {
+      const handle = await fixture.create();
+      try {
+        const store = handle.store;
+        assert.equal(store.handoff, undefined);
+        await store.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
+        const first = await store.claim({
+          queue: 'q',
+          owner: 'w',
+          limit: 2,
+          leaseTtl: LEASE,
+          park: { mailbox: 'm', ttl: 5000 },
+        });
+        assert.deepEqual(
+          first.items.map((i) => i.id),
+          ['a'],
+        );
+        await store.enqueue([{ id: 'b', queue: 'q', payload: '1' }]);
+        assert.equal((await store.getItem('b'))?.state, 'pending');
+      } finally {
+        await handle.destroy();
+      }
+    });
+  });
+}
