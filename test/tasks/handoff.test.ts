@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Mailbox, QueueItem, Store } from '../../src/store/port.js';
+import type { ClaimRequest, Mailbox, QueueItem, Store } from '../../src/store/port.js';
 import type { TestNode } from '../../src/testing/index.js';
 import { eventually, withStoreCluster } from '../support/scenarios.js';
 import { type BackendFixture, selectedFixtures, serverAvailable } from '../support/stores.js';
@@ -28,7 +28,7 @@ async function withMailbox(
   try {
     // The mailbox's SUBSCRIBE / LISTEN goes out on a connection of its own: claim once so the
     // store is connected, then give it a moment.
-    await store.claim({ queue: 'warm-up', owner: 'w', limit: 1, leaseTtl: LEASE });
+    await claim(store, 'warm-up', 1);
     await sleep(150);
     await body({ store, box, got, other: () => handle.connect() });
   } finally {
@@ -39,19 +39,22 @@ async function withMailbox(
 
 const park = (box: Mailbox, ttl = 10_000) => ({ mailbox: box.id, ttl });
 
+/** A pending claim by owner `w` (or `options.owner`) with the test lease. */
+function claim(
+  store: Store,
+  queue: string,
+  limit: number,
+  options: { park?: ClaimRequest['park']; owner?: string; start?: boolean } = {},
+) {
+  return store.claim({ queue, owner: 'w', limit, leaseTtl: LEASE, ...options });
+}
+
 for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
   const skip = !serverAvailable(fixture);
   describe(`hand-off to parked claims [${fixture.name}]`, { skip, concurrency: 4, timeout: 60_000 }, () => {
     it('an enqueue claims for a parked claim and delivers the items, in claim order, up to its limit', async () => {
       await withMailbox(fixture, async ({ store, box, got }) => {
-        const empty = await store.claim({
-          queue: 'q',
-          owner: 'w1',
-          limit: 2,
-          leaseTtl: LEASE,
-          start: true,
-          park: park(box),
-        });
+        const empty = await claim(store, 'q', 2, { owner: 'w1', start: true, park: park(box) });
         assert.equal(empty.items.length, 0);
         await store.enqueue([
           { id: 'low', queue: 'q', payload: '"l"', priority: 0 },
@@ -91,7 +94,7 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
 
     it('hands off to a mailbox of another client, and start: false hands off claimed items', async () => {
       await withMailbox(fixture, async ({ store, box, got, other }) => {
-        await store.claim({ queue: 'q', owner: 'w1', limit: 1, leaseTtl: LEASE, park: park(box) });
+        await claim(store, 'q', 1, { owner: 'w1', park: park(box) });
         const producer = await other();
         await producer.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
         await eventually(() => got.length === 1, 3000, 'one delivery');
@@ -105,31 +108,25 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
     it('a full claim, unpark, an expired park and a closed mailbox all mean no hand-off', async () => {
       await withMailbox(fixture, async ({ store, box, got }) => {
         // A claim that comes back full withdraws the park an earlier short one left.
-        await store.claim({ queue: 'full', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(box) });
+        await claim(store, 'full', 1, { park: park(box) });
         await store.enqueue([{ id: 'f1', queue: 'full', payload: '1' }]);
         await eventually(() => got.length === 1, 3000, 'the first delivery');
         await store.enqueue([{ id: 'f2', queue: 'full', payload: '1' }]);
-        const full = await store.claim({
-          queue: 'full',
-          owner: 'w',
-          limit: 1,
-          leaseTtl: LEASE,
-          park: park(box),
-        });
+        const full = await claim(store, 'full', 1, { park: park(box) });
         assert.deepEqual(
           full.items.map((i) => i.id),
           ['f2'],
         );
 
-        await store.claim({ queue: 'u', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(box) });
+        await claim(store, 'u', 1, { park: park(box) });
         await box.unpark('u');
 
-        await store.claim({ queue: 'e', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(box, 1) });
+        await claim(store, 'e', 1, { park: park(box, 1) });
         await sleep(20);
 
         const gone = store.handoff?.(() => assert.fail('a closed mailbox was handed items')) as Mailbox;
         await sleep(100);
-        await store.claim({ queue: 'c', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(gone) });
+        await claim(store, 'c', 1, { park: park(gone) });
         gone.close();
         await sleep(100);
 
@@ -148,7 +145,7 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
 
     it('delayed items are not handed off, and the park waits for runnable work', async () => {
       await withMailbox(fixture, async ({ store, box, got }) => {
-        await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: LEASE, park: park(box) });
+        await claim(store, 'q', 1, { park: park(box) });
         await store.enqueue([{ id: 'later', queue: 'q', payload: '1', delay: 60_000 }]);
         await sleep(150);
         assert.equal(got.length, 0);
@@ -163,14 +160,7 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
 
     it('a hand-off too large for one message still arrives whole', async () => {
       await withMailbox(fixture, async ({ store, box, got }) => {
-        await store.claim({
-          queue: 'q',
-          owner: 'w',
-          limit: 20,
-          leaseTtl: LEASE,
-          start: true,
-          park: park(box),
-        });
+        await claim(store, 'q', 20, { start: true, park: park(box) });
         const big = JSON.stringify('x'.repeat(2000));
         const items = Array.from({ length: 20 }, (_, i) => ({ id: `b${i}`, queue: 'q', payload: big }));
         await store.enqueue(items);
@@ -179,24 +169,6 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
           got[0]?.map((i) => [i.id, i.payload.length, i.state]),
           items.map((i) => [i.id, big.length, 'running']),
         );
-      });
-    });
-
-    it('rejects a malformed park with a coded error and parks nothing', async () => {
-      await withMailbox(fixture, async ({ store, box, got }) => {
-        for (const bad of [
-          { mailbox: '', ttl: 1000 },
-          { mailbox: box.id, ttl: -1 },
-          { mailbox: box.id, ttl: 1, x: 1 },
-        ]) {
-          await assert.rejects(
-            store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: LEASE, park: bad as never }),
-            (err: Error & { code?: string }) => err.code === 'ROTA_INVALID_ARGUMENT',
-          );
-        }
-        await store.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
-        await sleep(150);
-        assert.equal(got.length, 0);
       });
     });
 
@@ -260,13 +232,7 @@ for (const fixture of selectedFixtures().filter((f) => !HANDOFF.has(f.name))) {
         const store = handle.store;
         assert.equal(store.handoff, undefined);
         await store.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
-        const first = await store.claim({
-          queue: 'q',
-          owner: 'w',
-          limit: 2,
-          leaseTtl: LEASE,
-          park: { mailbox: 'm', ttl: 5000 },
-        });
+        const first = await claim(store, 'q', 2, { park: { mailbox: 'm', ttl: 5000 } });
         assert.deepEqual(
           first.items.map((i) => i.id),
           ['a'],
@@ -274,6 +240,43 @@ for (const fixture of selectedFixtures().filter((f) => !HANDOFF.has(f.name))) {
         await store.enqueue([{ id: 'b', queue: 'q', payload: '1' }]);
         assert.equal((await store.getItem('b'))?.state, 'pending');
       } finally {
+        await handle.destroy();
+      }
+    });
+  });
+}
+
+for (const fixture of selectedFixtures()) {
+  describe(`park: bad input [${fixture.name}]`, { skip: !serverAvailable(fixture) }, () => {
+    it('a malformed park is ROTA_INVALID_ARGUMENT, claims nothing and parks nothing', async () => {
+      const handle = await fixture.create();
+      const store = handle.store;
+      const got: QueueItem[][] = [];
+      const box = store.handoff?.((items) => got.push(items));
+      try {
+        await store.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
+        for (const bad of [
+          { mailbox: '', ttl: 1000 },
+          { mailbox: 'm', ttl: -1 },
+          { mailbox: 'm', ttl: 1.5 },
+          { mailbox: 'm', ttl: 1000, x: 1 },
+          'm',
+        ]) {
+          await assert.rejects(
+            claim(store, 'q', 2, { park: bad as never }),
+            (err: Error & { code?: string }) => err.code === 'ROTA_INVALID_ARGUMENT',
+          );
+        }
+        const stored = await store.getItem('a');
+        assert.equal(stored?.state, 'pending');
+        assert.equal(stored?.token, null);
+        // Nothing was parked either: a new item stays pending, nobody is handed anything.
+        await store.enqueue([{ id: 'b', queue: 'q', payload: '1' }]);
+        await sleep(150);
+        assert.equal(got.length, 0);
+        assert.equal((await store.getItem('b'))?.state, 'pending');
+      } finally {
+        box?.close();
         await handle.destroy();
       }
     });

@@ -29,7 +29,8 @@ export type ScriptName =
   | 'q-sweep'
   | 'q-changes'
   | 'q-list'
-  | 'q-count';
+  | 'q-count'
+  | 'q-unpark';
 
 export interface Script {
   readonly name: ScriptName;

@@ -532,11 +532,10 @@ export class RedisStore implements Store {
       for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
       listener(items);
     });
-    const base = this.#config.base;
     return {
       id,
       unpark: async (queue: string) => {
-        await this.#main.run('write', (r) => r.hdel(`${base}:q:${queue}:k`, id));
+        await this.#call('write', 'q-unpark', [queue, id]);
         // Hand-offs published before the HDEL are ahead of this reply on the subscriber connection.
         await box.flush();
       },
