@@ -75,6 +75,49 @@ export const queueTests: ConformanceGroup = {
     assert.equal((await store.listItems({ queue: 'q' })).items.length, 1);
   },
 
+  'a batch mixing new ids, an ambiguous retry and a deleted id answers each in batch order': async ({
+    store,
+  }) => {
+    // Two shapes of batch: items alike but for id and payload, and items with options of their own.
+    // The batch is the retry of an operation that stored `retry` only.
+    for (const [tag, options] of [
+      ['u', (_i: number) => ({ opId: 'op-u' })],
+      ['v', (i: number) => ({ opId: 'op-v', priority: i, maxAttempts: i + 1 })],
+    ] as const) {
+      const [stored] = await store.enqueue([item(`${tag}-retry`, options(0))]);
+      await store.enqueue([item(`${tag}-gone`, options(0))]);
+      await store.settle([{ op: 'cancel', id: `${tag}-gone` }]);
+      const [resolving] = (
+        await store.claim({ queue: 'q', owner: 'r', limit: 1, leaseTtl: 30_000, from: 'completed' })
+      ).items;
+      assert.ok(resolving);
+      await store.settle([{ op: 'resolve', ...fenced(resolving) }]);
+      assert.equal((await store.getItem(`${tag}-gone`))?.state ?? 'deleted', 'deleted');
+
+      const batch = [
+        item(`${tag}-1`, options(1)),
+        item(`${tag}-retry`, options(0)),
+        item(`${tag}-gone`, options(2)),
+        item(`${tag}-3`, options(3)),
+      ];
+      const res = await store.enqueue(batch);
+      assert.deepEqual(
+        res.map((r) => [r.id, r.status]),
+        batch.map((b) => [b.id, 'created']),
+      );
+      assert.equal(res[1]?.seq, stored?.seq);
+      const [s1 = 0, s2 = 0, s3 = 0] = [res[0], res[2], res[3]].map((r) => r?.seq ?? 0);
+      assert.ok(s1 > (stored?.seq ?? 0) && s1 < s2 && s2 < s3, `seqs ${[s1, s2, s3]}`);
+      for (const [i, b] of batch.entries()) {
+        const got = await store.getItem(b.id);
+        assert.equal(got?.state, 'pending', b.id);
+        assert.equal(got?.seq, res[i]?.seq, b.id);
+        assert.equal(got?.priority, b.priority ?? 0, b.id);
+        assert.equal(got?.maxAttempts, b.maxAttempts ?? 3, b.id);
+      }
+    }
+  },
+
   'enqueueMany keeps enqueue order in seq, and list pages through it': async ({ store }) => {
     const items = Array.from({ length: 1000 }, (_, i) => item(`m${i}`, { payload: String(i) }));
     const results = await store.enqueue(items);

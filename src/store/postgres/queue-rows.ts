@@ -121,8 +121,30 @@ function storableError(error: ItemError): { code: string; message: string } {
   return { code: storable(stored.code), message: storable(stored.message) };
 }
 
+/** An item to enqueue as a `q_new` record: the port's defaults applied (all but runAt, which needs store time). */
+export interface NewItemRecord {
+  id: string;
+  payload: string;
+  [field: string]: string | number | null;
+}
+
+/**
+ * The fields other than id and payload, when every record of the batch has the same ones (a
+ * `q_new` record without id and payload), else null.
+ */
+export function uniformFields(records: NewItemRecord[]): Record<string, string | number | null> | null {
+  const [first, ...rest] = records;
+  if (!first) return null;
+  const { id: _id, payload: _payload, ...common } = first;
+  const fields = Object.keys(common);
+  for (const r of rest) {
+    for (const f of fields) if (r[f] !== common[f]) return null;
+  }
+  return common;
+}
+
 /** An item to enqueue, with the port's defaults applied (all but runAt, which needs store time). */
-export function newItemJson(item: NewItem, i: number): Record<string, unknown> {
+export function newItemJson(item: NewItem, i: number): NewItemRecord {
   const field = `items[${i}]`;
   checkText(`${field}.payload`, item.payload);
   checkText(`${field}.meta`, item.meta);

@@ -27,7 +27,7 @@ import type {
 } from '../port.js';
 import { ITEM_DEFAULTS } from '../port.js';
 import type { Db } from './db.js';
-import { checkText, type ItemRow, itemOf, newItemJson, settleOpJson } from './queue-rows.js';
+import { checkText, type ItemRow, itemOf, newItemJson, settleOpJson, uniformFields } from './queue-rows.js';
 import { query } from './sql.js';
 
 /** How long `changes` waits for transactions in flight before it reads (see 07-queue-reads.sql). */
@@ -51,7 +51,10 @@ export class PgQueue {
   }
 
   async enqueue(items: NewItem[]): Promise<EnqueueResult[]> {
-    const json = JSON.stringify(items.map(newItemJson));
+    const records = items.map(newItemJson);
+    // Most batches differ only in id and payload: those go as two text arrays and one record, which
+    // the server decodes in a fraction of the time a JSON array of records takes.
+    const common = uniformFields(records);
     const res = await this.#db.run<{
       r_ord: number;
       r_id: string;
@@ -59,8 +62,10 @@ export class PgQueue {
       r_status: string;
       r_queue: string;
     }>(
-      query('queue-enqueue'),
-      [json],
+      common ? query('queue-enqueue-uniform') : query('queue-enqueue'),
+      common
+        ? [records.map((r) => r.id), records.map((r) => r.payload), JSON.stringify(common)]
+        : [JSON.stringify(records)],
       // A concurrent enqueue of the same id: run again, the duplicate check then decides.
       { write: true, rerunOn: ['23505'] },
     );
@@ -186,14 +191,15 @@ export class PgQueue {
 
   async countItems(queue?: string): Promise<Record<string, QueueCounts>> {
     const res = await this.#db.run<{ queue: string; state: ItemState; n: number }>(
-      query('queue-count'),
-      [queue ?? null],
+      queue === undefined ? query('queue-count') : query('queue-count-queue'),
+      queue === undefined ? [] : [queue],
       { write: false },
     );
     const out: Record<string, QueueCounts> = {};
     for (const row of res.rows) {
       const counts = out[row.queue] ?? emptyCounts();
-      counts[row.state] = row.n;
+      // The per-queue query counts ready and delayed pending items apart.
+      counts[row.state] += row.n;
       out[row.queue] = counts;
     }
     if (queue !== undefined && !out[queue]) out[queue] = emptyCounts();
