@@ -534,12 +534,14 @@ export interface QueuePort {
    */
   subscribe(queue: string, listener: () => void): () => void;
   /**
-   * Optional (Redis): direct hand-off to idle workers. A claim with `park` that came back short
-   * leaves a parked claim; an enqueue that makes items of that queue runnable claims them for it in
-   * the same atomic write and delivers them to `listener`, so an idle worker starts a new task one
-   * hop after the enqueue instead of after a wake-up and a claim. A mailbox whose listener is gone
-   * is never handed items. Items delivered while the connection is down are lost to the listener
-   * and come back to pending when their lease expires, like those of a worker that died.
+   * Optional (Redis, PostgreSQL): direct hand-off to idle workers. A claim with `park` that came
+   * back short leaves a parked claim; an enqueue that makes items of that queue runnable claims
+   * them for it in the same atomic write and delivers them to `listener`, so an idle worker starts
+   * a new task one hop after the enqueue instead of after a wake-up and a claim. On Redis any
+   * client's enqueue hands off; on PostgreSQL only this client's own (parks live in its memory).
+   * A mailbox whose listener is gone is never handed items. Items delivered while the connection
+   * is down are lost to the listener and come back to pending when their lease expires, like
+   * those of a worker that died.
    */
   handoff?(listener: (items: QueueItem[]) => void): Mailbox;
 }

@@ -5,7 +5,7 @@
  * - **Claim** in batches with `start: true` (one round trip claims and starts), and prefetch up to
  *   one more batch while handlers are short, so free slots refill without waiting for the store.
  * - **Wake-ups** come from `store.subscribe` and from the claim's `nextRunAt`; `pollInterval` is only
- *   a fallback. On stores with hand-off (Redis) an idle worker's short claim stays
+ *   a fallback. On stores with hand-off (Redis, PostgreSQL) an idle worker's short claim stays
  *   parked and the next enqueue delivers the claimed task straight to it: no wake-up → claim.
  * - **Settle** in batches (see {@link Settler}): a finished handler frees its slot at once.
  * - **Renew** all held leases in one call every `leaseTtl/2` (see {@link RenewLoop}).

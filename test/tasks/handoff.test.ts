@@ -1,8 +1,9 @@
 /**
- * Hand-off (docs/stores.md, Redis "Hand-off to idle workers"): a short claim with
- * `park` leaves a parked claim; the next enqueue claims for it in the same atomic write and
- * delivers the items to the worker's mailbox. Store level first, then through a worker on
- * test-cluster nodes. Stores without hand-off must ignore `park`.
+ * Hand-off (docs/stores.md, "Hand-off to idle workers"): a short claim with `park` leaves a parked
+ * claim; the next enqueue claims for it in the same atomic write and delivers the items to the
+ * worker's mailbox. On Redis any client's enqueue does; on PostgreSQL only the parking client's own
+ * (parks live in its memory). Store level first, then through a worker on test-cluster nodes.
+ * Stores without hand-off must ignore `park`.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -13,7 +14,11 @@ import { type BackendFixture, selectedFixtures, serverAvailable } from '../suppo
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LEASE = 30_000;
-const HANDOFF = new Set(['redis']);
+/** Whose enqueues hand off to a parked claim: any client's, or only the parking client's. */
+const HANDOFF = new Map<string, 'any client' | 'same client'>([
+  ['redis', 'any client'],
+  ['postgres', 'same client'],
+]);
 
 /** A fresh store of `fixture` and one mailbox collecting what it is handed. */
 async function withMailbox(
@@ -51,6 +56,7 @@ function claim(
 
 for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
   const skip = !serverAvailable(fixture);
+  const scope = HANDOFF.get(fixture.name);
   describe(`hand-off to parked claims [${fixture.name}]`, { skip, concurrency: 4, timeout: 60_000 }, () => {
     it('an enqueue claims for a parked claim and delivers the items, in claim order, up to its limit', async () => {
       await withMailbox(fixture, async ({ store, box, got }) => {
@@ -92,15 +98,22 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
       });
     });
 
-    it('hands off to a mailbox of another client, and start: false hands off claimed items', async () => {
+    it("start: false hands off claimed items; another client's enqueue hands off only where parks are shared", async () => {
       await withMailbox(fixture, async ({ store, box, got, other }) => {
         await claim(store, 'q', 1, { owner: 'w1', park: park(box) });
         const producer = await other();
         await producer.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
+        if (scope === 'same client') {
+          await sleep(200);
+          assert.equal(got.length, 0);
+          assert.equal((await store.getItem('a'))?.state, 'pending');
+          await store.enqueue([{ id: 'b', queue: 'q', payload: '1' }]);
+        }
         await eventually(() => got.length === 1, 3000, 'one delivery');
+        // The parked claim takes the queue's first runnable item, whichever enqueue made it so.
         assert.deepEqual(
-          got[0]?.map((i) => [i.id, i.state, i.attempt]),
-          [['a', 'claimed', 0]],
+          got[0]?.map((i) => [i.id, i.state, i.attempt, i.owner]),
+          [['a', 'claimed', 0, 'w1']],
         );
       });
     });
@@ -179,15 +192,17 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
         const worker = a.rota.tasks.work<string>('q', (task) => {
           ran.push(task.payload);
         });
+        // Where parks are not shared, the worker's own node enqueues.
+        const producer = scope === 'same client' ? a : b;
         await sleep(300); // the worker's first claim parks
-        await b.rota.tasks.enqueue('q', 'one');
+        await producer.rota.tasks.enqueue('q', 'one');
         await eventually(() => ran.length === 1, 5000, 'the task to run');
         assert.ok((a.faults.calls.get('handoff') ?? 0) >= 1, 'the task came by hand-off');
 
         worker.pause();
         await sleep(150);
         const before = a.faults.calls.get('handoff');
-        const { id } = await b.rota.tasks.enqueue('q', 'paused');
+        const { id } = await producer.rota.tasks.enqueue('q', 'paused');
         await sleep(300);
         assert.equal(a.faults.calls.get('handoff'), before);
         assert.equal((await b.rota.tasks.get(id))?.state, 'pending');
@@ -196,7 +211,7 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
 
         await sleep(150);
         await worker.close();
-        const { id: closedId } = await b.rota.tasks.enqueue('q', 'closed');
+        const { id: closedId } = await producer.rota.tasks.enqueue('q', 'closed');
         await sleep(300);
         assert.equal((await b.rota.tasks.get(closedId))?.state, 'pending');
         assert.deepEqual(ran, ['one', 'paused']);

@@ -14,8 +14,10 @@ import type {
   ClaimRequest,
   DeleteOptions,
   ListQuery,
+  Mailbox,
   NewItem,
   PutOptions,
+  QueueItem,
   RangeOptions,
   RenewEntry,
   SettleOp,
@@ -151,6 +153,9 @@ export class PostgresStore implements Store {
   claim(request: ClaimRequest) {
     return this.#queue.claim(request);
   }
+  handoff(listener: (items: QueueItem[]) => void): Mailbox {
+    return this.#queue.handoff(listener);
+  }
   renew(entries: RenewEntry[], leaseTtl: number) {
     return this.#queue.renew(entries, leaseTtl);
   }
@@ -182,6 +187,7 @@ export class PostgresStore implements Store {
     this.#maintenance.close();
     this.#watches.close();
     this.#wake.close();
+    this.#queue.close();
     await Promise.all([this.#listener.close(), this.#db.close()]);
   }
 }

@@ -2,7 +2,8 @@
  * The Queue half of the port over PostgreSQL. Every call is one round trip to a server-side
  * function (sql/migrations/1/06-queue-writes.sql, 07-queue-reads.sql; claims restricted to ids:
  * sql/migrations/2/01-claim-ids.sql; enqueue and claims as version 3 rewrote them:
- * sql/migrations/3/) that implements the queue model of src/store/queue-model.ts in SQL.
+ * sql/migrations/3/; enqueue and hand-off as version 4 has them: sql/migrations/4/) that implements
+ * the queue model of src/store/queue-model.ts in SQL.
  */
 import { toSafeInteger } from '../keys.js';
 import type {
@@ -14,6 +15,7 @@ import type {
   ItemState,
   ListQuery,
   ListResult,
+  Mailbox,
   NewItem,
   QueueCounts,
   QueueItem,
@@ -27,7 +29,16 @@ import type {
 } from '../port.js';
 import { ITEM_DEFAULTS } from '../port.js';
 import type { Db } from './db.js';
-import { checkText, type ItemRow, itemOf, newItemJson, settleOpJson, uniformFields } from './queue-rows.js';
+import { LocalHandoff } from './handoff.js';
+import {
+  checkText,
+  type ItemRow,
+  itemOf,
+  type NewItemRecord,
+  newItemJson,
+  settleOpJson,
+  uniformFields,
+} from './queue-rows.js';
 import { query } from './sql.js';
 
 /** How long `changes` waits for transactions in flight before it reads (see 07-queue-reads.sql). */
@@ -36,6 +47,13 @@ const FEED_WAIT_MS = 1_000;
 /** States after which subscribers are woken (work became runnable, or something finished). */
 const WAKING = new Set(['pending', 'completed', 'deleted']);
 
+/** The one queue of a batch, or null when it has items of several. */
+function singleQueue(records: NewItemRecord[]): string | null {
+  const queue = records[0]?.queue;
+  if (typeof queue !== 'string') return null;
+  return records.every((r) => r.queue === queue) ? queue : null;
+}
+
 function emptyCounts(): QueueCounts {
   return { pending: 0, claimed: 0, running: 0, completed: 0, resolving: 0 };
 }
@@ -43,6 +61,7 @@ function emptyCounts(): QueueCounts {
 export class PgQueue {
   readonly #db: Db;
   readonly #written: (queues: Iterable<string>) => void;
+  readonly #handoff = new LocalHandoff();
 
   /** `written` is told the queues this client changed in a way subscribers care about. */
   constructor(db: Db, written: (queues: Iterable<string>) => void) {
@@ -55,27 +74,49 @@ export class PgQueue {
     // Most batches differ only in id and payload: those go as two text arrays and one record, which
     // the server decodes in a fraction of the time a JSON array of records takes.
     const common = uniformFields(records);
-    const res = await this.#db.run<{
-      r_ord: number;
-      r_id: string;
-      r_seq: string;
-      r_status: string;
-      r_queue: string;
-    }>(
-      common ? query('queue-enqueue-uniform') : query('queue-enqueue'),
-      common
-        ? [records.map((r) => r.id), records.map((r) => r.payload), JSON.stringify(common)]
-        : [JSON.stringify(records)],
-      // A concurrent enqueue of the same id: run again, the duplicate check then decides.
-      { write: true, rerunOn: ['23505'] },
-    );
-    const rows = [...res.rows].sort((a, b) => a.r_ord - b.r_ord);
-    this.#written(new Set(rows.filter((r) => r.r_status !== 'deduplicated').map((r) => r.r_queue)));
-    return rows.map((r) => ({
-      id: r.r_id,
-      seq: toSafeInteger(r.r_seq, 'seq'),
-      status: r.r_status as EnqueueResult['status'],
-    }));
+    const queue = common ? (common.queue as string) : singleQueue(records);
+    const args: unknown[] = common
+      ? [records.map((r) => r.id), records.map((r) => r.payload), JSON.stringify(common)]
+      : [JSON.stringify(records)];
+    return this.#handoff.serve(queue, async (park) => {
+      const name = common ? 'queue-enqueue-uniform' : 'queue-enqueue';
+      const res = await this.#db.run<{
+        r_ord: number | null;
+        r_id: string;
+        r_seq: string;
+        r_status: string;
+        r_queue: string;
+        r_item?: ItemRow | null;
+      }>(
+        park ? query(`${name}-claim`) : query(name),
+        park ? [...args, queue, park.owner, park.limit, park.leaseTtl, park.start] : args,
+        // A concurrent enqueue of the same id: run again, the duplicate check then decides.
+        { write: true, rerunOn: ['23505'] },
+      );
+      const claimed: QueueItem[] = [];
+      const rows: typeof res.rows = [];
+      for (const row of res.rows) {
+        if (row.r_item) claimed.push(itemOf(row.r_item) as QueueItem);
+        else rows.push(row);
+      }
+      rows.sort((a, b) => (a.r_ord as number) - (b.r_ord as number));
+      this.#written(new Set(rows.filter((r) => r.r_status !== 'deduplicated').map((r) => r.r_queue)));
+      const result = rows.map((r) => ({
+        id: r.r_id,
+        seq: toSafeInteger(r.r_seq, 'seq'),
+        status: r.r_status as EnqueueResult['status'],
+      }));
+      return { result, claimed };
+    });
+  }
+
+  /** See {@link Store.handoff}: only this client's enqueues hand off (LocalHandoff). */
+  handoff(listener: (items: QueueItem[]) => void): Mailbox {
+    return this.#handoff.mailbox(listener);
+  }
+
+  close(): void {
+    this.#handoff.close();
   }
 
   async claim(request: ClaimRequest): Promise<ClaimResult> {
@@ -102,6 +143,7 @@ export class PgQueue {
       if (row.id === null) nextRunAt = row.run_at === null ? null : toSafeInteger(row.run_at, 'time');
       else items.push(itemOf(row) as QueueItem);
     }
+    this.#handoff.claimed(request, items.length);
     return { items, nextRunAt };
   }
 
