@@ -190,14 +190,19 @@ RETURNS TABLE (r_ord int, r_id text, r_seq bigint, r_status text, r_queue text) 
   SELECT * FROM q_enqueue_items(ARRAY(SELECT x FROM json_populate_recordset(NULL::q_new, p_items) x))
 $$;
 
--- A batch whose items differ only in id and payload: p_common holds every other q_new field.
-CREATE FUNCTION q_enqueue_uniform(p_ids text[], p_payloads text[], p_common json)
-RETURNS TABLE (r_ord int, r_id text, r_seq bigint, r_status text, r_queue text) LANGUAGE sql AS $$
-  SELECT * FROM q_enqueue_items(ARRAY(
+-- The items of a batch that differ only in id and payload: p_common holds every other q_new field.
+CREATE FUNCTION q_uniform_items(p_ids text[], p_payloads text[], p_common json) RETURNS q_new[]
+LANGUAGE sql AS $$
+  SELECT ARRAY(
     SELECT ROW(u.id, c.queue, u.payload, c.priority, c.run_at, c.delay, c.max_attempts, c.timeout,
       c.claim_timeout, c.dead_letter, c.completed_ttl, c.failed_ttl, c.dedup_key, c.dedup_ttl, c.dedup_mode,
       c.meta, c.op_id)::q_new
     FROM unnest(p_ids, p_payloads) WITH ORDINALITY AS u(id, payload, ord)
     CROSS JOIN json_populate_record(NULL::q_new, p_common) c
-    ORDER BY u.ord))
+    ORDER BY u.ord)
+$$;
+
+CREATE FUNCTION q_enqueue_uniform(p_ids text[], p_payloads text[], p_common json)
+RETURNS TABLE (r_ord int, r_id text, r_seq bigint, r_status text, r_queue text) LANGUAGE sql AS $$
+  SELECT * FROM q_enqueue_items(q_uniform_items(p_ids, p_payloads, p_common))
 $$;

@@ -27,11 +27,6 @@ $$;
 CREATE FUNCTION q_enqueue_uniform_claim(p_ids text[], p_payloads text[], p_common json, p_queue text, p_owner text,
   p_limit int, p_ttl bigint, p_start boolean)
 RETURNS TABLE (r_ord int, r_id text, r_seq bigint, r_status text, r_queue text, r_item json) LANGUAGE sql AS $$
-  SELECT * FROM q_enqueue_items_claim(ARRAY(
-    SELECT ROW(u.id, c.queue, u.payload, c.priority, c.run_at, c.delay, c.max_attempts, c.timeout,
-      c.claim_timeout, c.dead_letter, c.completed_ttl, c.failed_ttl, c.dedup_key, c.dedup_ttl, c.dedup_mode,
-      c.meta, c.op_id)::q_new
-    FROM unnest(p_ids, p_payloads) WITH ORDINALITY AS u(id, payload, ord)
-    CROSS JOIN json_populate_record(NULL::q_new, p_common) c
-    ORDER BY u.ord), p_queue, p_owner, p_limit, p_ttl, p_start)
+  SELECT * FROM q_enqueue_items_claim(q_uniform_items(p_ids, p_payloads, p_common), p_queue, p_owner, p_limit,
+    p_ttl, p_start)
 $$;
