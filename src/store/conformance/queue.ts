@@ -287,6 +287,54 @@ export const queueTests: ConformanceGroup = {
     assert.equal(missing?.status, 'not_found');
   },
 
+  'a batch mixing completions with other ops answers each in order, ops on one id in turn': async ({
+    store,
+  }) => {
+    await store.enqueue(['a', 'b', 'c', 'e', 'f', 'g'].map((id) => item(id)));
+    const a = await claimOne(store, 'w', { start: true });
+    const b = await claimOne(store, 'w', { start: true });
+    const c = await claimOne(store, 'w', { start: true });
+    const e = await claimOne(store, 'w', { start: true });
+    const f = await claimOne(store, 'w');
+    const before = await store.getItem('g');
+    const results = await store.settle([
+      { op: 'complete', ...fenced(a), result: '"a"' },
+      { op: 'complete', ...fenced(b), token: (b.token ?? 0) + 1000, result: '"b"' },
+      { op: 'cancel', id: 'c' },
+      { op: 'complete', ...fenced(c), result: '"c"' },
+      { op: 'complete', ...fenced(e), result: '"e1"' },
+      { op: 'complete', ...fenced(e), result: '"e2"' },
+      { op: 'complete', ...fenced(f), result: null },
+      { op: 'complete', id: 'g', token: 1, owner: 'w', result: null },
+      { op: 'complete', id: 'nope', token: 1, owner: 'w', result: null },
+    ]);
+    assert.deepEqual(
+      results.map((r) => [r.id, r.status, r.state, r.outcome]),
+      [
+        ['a', 'ok', 'completed', 'succeeded'],
+        ['b', 'stale', 'running', null],
+        ['c', 'ok', 'completed', 'cancelled'],
+        ['c', 'stale', 'completed', 'cancelled'],
+        ['e', 'ok', 'completed', 'succeeded'],
+        ['e', 'noop', 'completed', 'succeeded'],
+        ['f', 'ok', 'completed', 'succeeded'],
+        ['g', 'stale', 'pending', null],
+        ['nope', 'not_found', null, null],
+      ],
+    );
+    const done = await store.getItem('a');
+    assert.equal(done?.result, '"a"');
+    assert.equal(done?.leaseExpiresAt, null);
+    assert.equal(done?.attempt, 1);
+    assert.ok(done?.completedAt && done.expireAt === done.completedAt + 3_600_000);
+    assert.equal((await store.getItem('b'))?.state, 'running');
+    assert.equal((await store.getItem('e'))?.result, '"e1"');
+    const claimedOnly = await store.getItem('f');
+    assert.equal(claimedOnly?.attempt, 1);
+    assert.equal(claimedOnly?.startedAt, claimedOnly?.completedAt);
+    assert.deepEqual(await store.getItem('g'), before);
+  },
+
   'complete stores the result and completion time; from claimed it counts as started': async ({ store }) => {
     await store.enqueue([item('c1'), item('c2')]);
     const a = await claimOne(store, 'w', { start: true });
