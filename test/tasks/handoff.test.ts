@@ -98,6 +98,23 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
       });
     });
 
+    it('a hand-off uses the parked claim up, even with room left', async () => {
+      await withMailbox(fixture, async ({ store, box, got }) => {
+        await claim(store, 'q', 5, { start: true, park: park(box) });
+        await store.enqueue([{ id: 'one', queue: 'q', payload: '1' }]);
+        await eventually(() => got.length === 1, 3000, 'one delivery');
+        assert.deepEqual(
+          got[0]?.map((i) => i.id),
+          ['one'],
+        );
+        // The worker re-parks on its next claim; until then the queue is served by wake-ups.
+        await store.enqueue([{ id: 'two', queue: 'q', payload: '1' }]);
+        await sleep(150);
+        assert.equal(got.length, 1);
+        assert.equal((await store.getItem('two'))?.state, 'pending');
+      });
+    });
+
     it("start: false hands off claimed items; another client's enqueue hands off only where parks are shared", async () => {
       await withMailbox(fixture, async ({ store, box, got, other }) => {
         await claim(store, 'q', 1, { owner: 'w1', park: park(box) });

@@ -17,8 +17,8 @@ import type { ClaimRequest, Mailbox, QueueItem } from '../port.js';
 export interface Park {
   readonly mailbox: string;
   readonly owner: string;
-  /** How many items the worker still takes. */
-  limit: number;
+  /** How many items the worker takes. */
+  readonly limit: number;
   readonly leaseTtl: number;
   readonly start: boolean;
   /** Date.now() after which the park is dropped unused. */
@@ -76,9 +76,10 @@ export class LocalHandoff {
 
   /**
    * Run `write` (an enqueue into `queue`) with the oldest live park of that queue, or with null,
-   * and hand what it claimed to the park's mailbox before returning. A park handed fewer items
-   * than it takes stays for the rest; a failed write leaves it as it was. A park withdrawn (or
-   * renewed by a new claim) meanwhile is not touched.
+   * and hand what it claimed to the park's mailbox before returning. A park that was handed items
+   * is used up, as on Redis (the worker claims again, and parks again, when woken); one handed
+   * nothing, or whose write failed, stays. A park withdrawn (or renewed by a new claim) meanwhile
+   * is not touched.
    */
   async serve<T>(
     queue: string | null,
@@ -92,8 +93,7 @@ export class LocalHandoff {
     box.inFlight.add(run);
     try {
       const { result, claimed } = await run;
-      park.limit -= claimed.length;
-      if (park.limit <= 0) this.#remove(queue, park);
+      if (claimed.length > 0) this.#remove(queue, park);
       // A mailbox closed meanwhile: its worker is gone, the items come back when their lease ends.
       if (claimed.length > 0 && this.#boxes.get(park.mailbox) === box) box.listener(claimed);
       return result;

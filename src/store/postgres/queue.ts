@@ -86,6 +86,7 @@ export class PgQueue {
         r_seq: string;
         r_status: string;
         r_queue: string;
+        // A claimed row as JSON (row_to_json): bigints arrive as numbers, which itemOf also takes.
         r_item?: ItemRow | null;
       }>(
         park ? query(`${name}-claim`) : query(name),
