@@ -208,6 +208,44 @@ export function decodeItem(raw: RawItem): FeedItem {
   return it;
 }
 
+/**
+ * The changes a claim made to every item it took by the hot path (`common` in
+ * Q.new_claim_reply, lib-queue.lua): state, owner, leaseExpiresAt and the claim's store time.
+ */
+type ClaimCommon = [state: 'claimed' | 'running', owner: string, leaseExpiresAt: string, now: string];
+
+/** A claimed item in a claim reply: a {@link RawItem}, or [id, fields before, changeSeq] with `common`. */
+type ClaimedRawItem = RawItem | [string, string[], string];
+
+/** Decode the reply of q-claim, or a hand-off message: [nextRunAt | false, common | false, item...]. */
+export function decodeClaimed(reply: unknown[]): QueueItem[] {
+  const common = reply[1] as ClaimCommon | false;
+  const items: QueueItem[] = [];
+  for (let i = 2; i < reply.length; i++) {
+    const raw = reply[i] as ClaimedRawItem;
+    const cs = raw[2];
+    if (typeof cs !== 'string' || !common) {
+      items.push(decodeItem(raw as RawItem) as QueueItem);
+      continue;
+    }
+    const it = decodeItem([raw[0], raw[1], []]) as Mutable<QueueItem>;
+    const now = Number(common[3]);
+    it.state = common[0];
+    it.owner = common[1];
+    it.token = toSafeInteger(cs, 'token');
+    it.changeSeq = it.token;
+    it.leaseExpiresAt = Number(common[2]);
+    it.claimedAt = now;
+    it.updatedAt = now;
+    if (common[0] === 'running') {
+      it.attempt += 1;
+      it.startedAt = now;
+    }
+    items.push(it);
+  }
+  return items;
+}
+
 export function decodeLiveItem(raw: RawItem): QueueItem | null {
   const item = decodeItem(raw);
   return item.state === 'deleted' ? null : (item as QueueItem);

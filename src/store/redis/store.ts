@@ -50,6 +50,7 @@ import type {
 import { ITEM_DEFAULTS } from '../port.js';
 import { storedError } from '../queue-model.js';
 import {
+  decodeClaimed,
   decodeHead,
   decodeItem,
   decodeKv,
@@ -358,9 +359,7 @@ export class RedisStore implements Store {
       for (const id of request.ids) args.push(id);
     } else if (request.park) args.push('park', request.park.mailbox, request.park.ttl);
     const reply = await this.#callJson('write', 'q-claim', args);
-    const items: QueueItem[] = [];
-    for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
-    return { items, nextRunAt: typeof reply[0] === 'string' ? Number(reply[0]) : null };
+    return { items: decodeClaimed(reply), nextRunAt: typeof reply[0] === 'string' ? Number(reply[0]) : null };
   }
 
   async renew(entries: RenewEntry[], leaseTtl: number): Promise<RenewResult[]> {
@@ -526,11 +525,8 @@ export class RedisStore implements Store {
   handoff(listener: (items: QueueItem[]) => void): Mailbox {
     const id = randomHex(8);
     const box = this.#wakeups.mailbox(id, (message) => {
-      // The reply form of q-claim: [false, item...].
-      const reply = JSON.parse(message) as unknown[];
-      const items: QueueItem[] = [];
-      for (let i = 1; i < reply.length; i++) items.push(decodeItem(reply[i] as RawItem) as QueueItem);
-      listener(items);
+      // The reply form of q-claim.
+      listener(decodeClaimed(JSON.parse(message) as unknown[]));
     });
     return {
       id,

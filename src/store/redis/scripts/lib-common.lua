@@ -19,6 +19,15 @@ local function pad(n)
   return string.format('%016d', n)
 end
 
+-- pad() of a stored decimal text (digits only, at most 16): the same text without a number's
+-- round trip through strtod and sprintf.
+local ZEROS = { [0] = '', '0', '00', '000', '0000', '00000', '000000', '0000000', '00000000', '000000000',
+  '0000000000', '00000000000', '000000000000', '0000000000000', '00000000000000', '000000000000000',
+  '0000000000000000' }
+local function padtext(s)
+  return ZEROS[16 - #s] .. s
+end
+
 -- Call `cmd key ...` with `args` split in chunks (Lua's unpack() stops near 8 000 values).
 local function chunked(cmd, key, args, step)
   for i = 1, #args, step do

@@ -73,8 +73,18 @@ local function jstr(s)
   end)) .. '"'
 end
 
+-- The negated number of a stored decimal text, as text (the ready score of a priority).
+function Q.negated(x)
+  if x == '0' then
+    return x
+  end
+  return int(-tonumber(x))
+end
+
 -- Sorted-set writes are buffered per key and member (the last write wins) and applied in bulk by
--- Q.flush(), which must run before any script reads an index it may have written.
+-- Q.flush(), which must run before any script reads an index it may have written. Scores are best
+-- given as the stored decimal text: redis.call prints a number argument with '%.17g', which costs
+-- more than the rest of a ZADD member.
 local function zadd(key, score, member)
   local b = Q.zbuf[key]
   if not b then
@@ -131,7 +141,7 @@ function Q.finish()
   for queue, c in pairs(Q.counts) do
     for state, delta in pairs(c) do
       if delta ~= 0 then
-        redis.call('HINCRBY', Q.qkey(queue, 'n'), state, delta)
+        redis.call('HINCRBY', Q.qkey(queue, 'n'), state, int(delta))
       end
     end
   end
@@ -304,40 +314,40 @@ function Q.write(r, now)
   if ns == 'pending' then
     local ra = tonumber(get(r, 'ra'))
     if ra <= now then
-      zadd(Q.qkey(q, 'r'), -tonumber(get(r, 'pr')), ready_member(get(r, 'ra'), v.sq, id))
+      zadd(Q.qkey(q, 'r'), Q.negated(get(r, 'pr')), ready_member(get(r, 'ra'), v.sq, id))
     else
-      zadd(Q.qkey(q, 'd'), ra, nm)
+      zadd(Q.qkey(q, 'd'), get(r, 'ra'), nm)
     end
     local ct = get(r, 'ct')
     if ct then
-      zadd(Q.K_UNCLAIMED, ra + tonumber(ct), nm)
+      zadd(Q.K_UNCLAIMED, int(ra + tonumber(ct)), nm)
     end
     Q.wake[q] = true
   elseif ns == 'claimed' then
-    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
-    zadd(Q.K_CLAIMED, tonumber(get(r, 'ca')), nm)
+    zadd(Q.qkey(q, 'l'), get(r, 'le'), nm)
+    zadd(Q.K_CLAIMED, get(r, 'ca'), nm)
   elseif ns == 'running' then
-    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
+    zadd(Q.qkey(q, 'l'), get(r, 'le'), nm)
     local sa = get(r, 'sa')
     if v.to and sa then
-      zadd(Q.K_DEADLINE, tonumber(sa) + tonumber(v.to), nm)
+      zadd(Q.K_DEADLINE, int(tonumber(sa) + tonumber(v.to)), nm)
     end
   elseif ns == 'resolving' then
-    zadd(Q.qkey(q, 'l'), tonumber(get(r, 'le')), nm)
+    zadd(Q.qkey(q, 'l'), get(r, 'le'), nm)
   elseif ns == 'completed' then
-    zadd(Q.qkey(q, 'c'), tonumber(get(r, 'co')), nm)
-    zadd(Q.K_EXPIRE, tonumber(get(r, 'ex')), nm)
+    zadd(Q.qkey(q, 'c'), get(r, 'co'), nm)
+    zadd(Q.K_EXPIRE, get(r, 'ex'), nm)
     Q.wake[q] = true
   elseif ns == 'deleted' then
-    zadd(Q.K_TOMB, tonumber(get(r, 'up')), nm)
+    zadd(Q.K_TOMB, get(r, 'up'), nm)
     zrem(Q.qkey(q, 'x'), id)
     Q.wake[q] = true
   end
   if r.new then
-    zadd(Q.qkey(q, 'x'), tonumber(v.sq), id)
+    zadd(Q.qkey(q, 'x'), v.sq, id)
     Q.queues[q] = true
   end
-  zadd(Q.K_FEED, tonumber(v.cs), id)
+  zadd(Q.K_FEED, v.cs, id)
   if os and os ~= 'deleted' then
     count(q, os, -1)
   end
@@ -366,18 +376,19 @@ function Q.create(id, f, now, seq, prior)
 end
 
 -- Index a brand-new pending item written by the enqueue fast path (what Q.write does for it).
-function Q.index_new(id, queue, priority, run_at, seq, claim_timeout, now)
-  local sp = pad(seq)
+-- `priority`, `ras` (runAt) and `seqs` are the stored text, passed on as scores (see Q.claim_ready).
+function Q.index_new(id, queue, priority, run_at, ras, seqs, claim_timeout, now)
+  local sp = padtext(seqs)
   if run_at <= now then
-    zadd(Q.qkey(queue, 'r'), -priority, pad(run_at) .. sp .. id)
+    zadd(Q.qkey(queue, 'r'), Q.negated(priority), padtext(ras) .. sp .. id)
   else
-    zadd(Q.qkey(queue, 'd'), run_at, sp .. id)
+    zadd(Q.qkey(queue, 'd'), ras, sp .. id)
   end
   if claim_timeout then
-    zadd(Q.K_UNCLAIMED, run_at + claim_timeout, sp .. id)
+    zadd(Q.K_UNCLAIMED, int(run_at + claim_timeout), sp .. id)
   end
-  zadd(Q.qkey(queue, 'x'), seq, id)
-  zadd(Q.K_FEED, seq, id)
+  zadd(Q.qkey(queue, 'x'), seqs, id)
+  zadd(Q.K_FEED, seqs, id)
   count(queue, 'pending', 1)
   Q.wake[queue] = true
   Q.queues[queue] = true
@@ -660,44 +671,39 @@ end
 
 -- The hot path of settle: a fenced `complete` of a claimed or running item whose lease holds.
 -- Inlines settleItem('complete') and Q.write for it; returns false (nothing done) when the
--- general path must decide.
-function Q.fast_complete(id, token, result, now)
+-- general path must decide. `token` is the op's text: the stored token is int() text, so equal
+-- numbers are equal text (any other text takes the general path, which compares numbers).
+function Q.fast_complete(id, token, result, now, nows)
   local key = Q.ikey(id)
-  local f = redis.call('HMGET', key, 's', 'tk', 'le', 'q', 'sq', 'a', 'to', 'ctl')
+  local f = redis.call('HMGET', key, 's', 'tk', 'le', 'q', 'sq', 'ctl')
   local s = f[1]
-  if (s ~= 'running' and s ~= 'claimed') or tonumber(f[2]) ~= token or tonumber(f[3]) <= now then
+  if (s ~= 'running' and s ~= 'claimed') or f[2] ~= token or tonumber(f[3]) <= now then
     return false
   end
-  local cs = Q.next_seq()
-  local css, nows = int(cs), int(now)
-  local expire = now + tonumber(f[8])
-  local args = { 'HSET', key, 's', 'completed', 'o', 'succeeded', 'co', nows, 'ex', int(expire), 'up', nows, 'cs', css }
+  local css = int(Q.next_seq())
+  local expire = int(now + tonumber(f[6]))
   if s == 'claimed' then
-    args[#args + 1] = 'a'
-    args[#args + 1] = int((f[6] and tonumber(f[6]) or 0) + 1)
-    args[#args + 1] = 'sa'
-    args[#args + 1] = nows
+    local a = redis.call('HGET', key, 'a')
+    redis.call('HSET', key, 's', 'completed', 'o', 'succeeded', 'co', nows, 'ex', expire, 'up', nows, 'cs', css,
+      'a', int((a and tonumber(a) or 0) + 1), 'sa', nows)
+  else
+    redis.call('HSET', key, 's', 'completed', 'o', 'succeeded', 'co', nows, 'ex', expire, 'up', nows, 'cs', css)
   end
   if result then
-    args[#args + 1] = 'rs'
-    args[#args + 1] = result
-    redis.call(unpack(args))
+    redis.call('HSET', key, 'rs', result)
     redis.call('HDEL', key, 'le', 'ec', 'em')
   else
-    redis.call(unpack(args))
     redis.call('HDEL', key, 'le', 'ec', 'em', 'rs')
   end
   local q = f[4]
-  local m = pad(tonumber(f[5])) .. id
+  local m = padtext(f[5]) .. id
   zrem(Q.qkey(q, 'l'), m)
-  if s == 'claimed' then
-    zrem(Q.K_CLAIMED, m)
-  elseif f[7] then
-    zrem(Q.K_DEADLINE, m)
-  end
-  zadd(Q.qkey(q, 'c'), now, m)
+  -- A running item with a timeout has a deadline entry: removing an absent member costs less than
+  -- reading 'to' for every item.
+  zrem(s == 'claimed' and Q.K_CLAIMED or Q.K_DEADLINE, m)
+  zadd(Q.qkey(q, 'c'), nows, m)
   zadd(Q.K_EXPIRE, expire, m)
-  zadd(Q.K_FEED, cs, id)
+  zadd(Q.K_FEED, css, id)
   count(q, s, -1)
   count(q, 'completed', 1)
   Q.wake[q] = true
@@ -762,12 +768,14 @@ function Q.prune_item(r, now)
   set(r, 's', 'deleted')
 end
 
--- Claim up to `limit` ready items of `queue` in claim order, appending { id, flat, delta } to `out`
--- (the reply form of Q.reply). The hot path: claimItem and the index moves of Q.write for
--- pending -> claimed | running, inlined (see Q.claim_item and Q.write for the general form they
--- must match). Returns how many were claimed.
+-- Claim up to `limit` ready items of `queue` in claim order, appending { id, flat, changeSeq } to
+-- `out` (flat: the item as it was; see Q.claim_reply for the rest). The hot path: claimItem and the
+-- index moves of Q.write for pending -> claimed | running, inlined (see Q.claim_item and Q.write for
+-- the general form they must match). Scores go as text already formatted: a number argument to
+-- redis.call is printed with '%.17g', which costs more than the rest of a ZADD member. Returns how
+-- many were claimed.
 function Q.claim_ready(queue, owner, limit, ttl, start, now, out)
-  local popped = redis.call('ZPOPMIN', Q.qkey(queue, 'r'), limit)
+  local popped = redis.call('ZPOPMIN', Q.qkey(queue, 'r'), int(limit))
   local leased = Q.qkey(queue, 'l')
   local nows, les = int(now), int(now + ttl)
   local state = start and 'running' or 'claimed'
@@ -793,36 +801,41 @@ function Q.claim_ready(queue, owner, limit, ttl, start, now, out)
     end
     if s == 'pending' then
       local cs = int(Q.next_seq())
-      local m = pad(tonumber(sq)) .. id
-      local delta
+      local m = padtext(sq) .. id
       if start then
-        local attempt = int((a and tonumber(a) or 0) + 1)
         redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs,
-          'a', attempt, 'sa', nows)
-        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs, 'a', attempt,
-          'sa', nows }
+          'a', int((a and tonumber(a) or 0) + 1), 'sa', nows)
         if to then
-          zadd(Q.K_DEADLINE, now + tonumber(to), m)
+          zadd(Q.K_DEADLINE, int(now + tonumber(to)), m)
         end
       else
         redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs)
-        delta = { 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs }
-        zadd(Q.K_CLAIMED, now, m)
+        zadd(Q.K_CLAIMED, nows, m)
       end
       if ct then
         zrem(Q.K_UNCLAIMED, m)
       end
-      zadd(leased, now + ttl, m)
-      zadd(Q.K_FEED, tonumber(cs), id)
+      zadd(leased, les, m)
+      zadd(Q.K_FEED, cs, id)
       claimed = claimed + 1
-      out[#out + 1] = { id, flat, delta }
+      out[#out + 1] = { id, flat, cs }
     end
   end
   if claimed > 0 then
     count(queue, 'pending', -claimed)
     count(queue, state, claimed)
+    out[2] = { state, owner, les, nows }
   end
   return claimed
+end
+
+-- The reply of a claim (and of a hand-off), one JSON text: [nextRunAt as decimal text | false,
+-- common | false, item...]. An item is { id, flat, delta } (Q.reply: the fields before, then the
+-- changed ones) or, from Q.claim_ready, { id, flat, changeSeq }: claimed by this call, the changes
+-- being the same for all but the changeSeq (= token), so they go once in `common` = { state, owner,
+-- leaseExpiresAt, now } (claimedAt = updatedAt = now; running: attempt + 1 and startedAt = now).
+function Q.new_claim_reply()
+  return { false, false }
 end
 
 -- Hand-off (docs/stores.md): a worker whose claim came back short leaves a parked claim in
@@ -842,7 +855,7 @@ function Q.handoff(now)
         if p.u <= now or redis.call('PUBSUB', 'NUMSUB', channel)[2] == 0 then
           redis.call('HDEL', parked, mailbox)
         else
-          local out = { false }
+          local out = Q.new_claim_reply()
           if Q.claim_ready(queue, p.o, p.l, p.t, p.s, now, out) == 0 then
             break
           end
@@ -861,6 +874,6 @@ end
 
 -- Earliest score of a sorted set, or nil.
 function Q.first_score(key)
-  local r = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local r = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
   return r[2] and tonumber(r[2]) or nil
 end

@@ -1,17 +1,18 @@
 -- needs: common queue
 -- claim: ARGV queue, owner, limit, leaseTtl, start '1'|'', from 'p'|'c', expireLimit, promoteLimit
 -- [, 'ids', id...] (request.ids: consider only those items) | [, 'park', mailbox, parkTtl]
--- -> one JSON text (cjson): [nextRunAt as decimal text | false, one Q.reply() per claimed item, in
--- claim order]. One bulk string instead of ~50 per item: converting each field to a reply string
--- and back dominated the cost of a claim, on the server and in the client.
+-- -> one JSON text (cjson, see Q.new_claim_reply), the claimed items in claim order. One bulk string
+-- instead of ~50 per item: converting each field to a reply string and back dominated the cost of a
+-- claim, on the server and in the client.
 local now = now_ms()
+local nows = int(now)
 local queue, owner = ARGV[1], ARGV[2]
 local limit, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local start, from_completed = ARGV[5] == '1', ARGV[6] == 'c'
 local leased = Q.qkey(queue, 'l')
 
 -- Expired leases of the queue first (reclaim, stall, unresolve), bounded per call.
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))) do
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', nows, 'LIMIT', '0', ARGV[7])) do
   local r = Q.load(Q.member_id(m), false)
   if r then
     local changed, dead = Q.expire_lease(r, now)
@@ -22,7 +23,7 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, 
 end
 Q.flush()
 
-local out = { false }
+local out = Q.new_claim_reply()
 if ARGV[9] == 'ids' then
   -- Only the listed items of this queue that are claimable, in claim order, at most `limit`;
   -- nextRunAt stays nil. An expired lease the bounded pass above did not reach is applied first,
@@ -74,7 +75,7 @@ end
 if not from_completed then
   local ready, delayed = Q.qkey(queue, 'r'), Q.qkey(queue, 'd')
   -- Promote due delayed items into the ready set (bounded per call).
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, tonumber(ARGV[8]))
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', nows, 'LIMIT', '0', ARGV[8])
   if #due > 0 then
     local add = {}
     for _, m in ipairs(due) do
@@ -88,7 +89,7 @@ if not from_completed then
   Q.claim_ready(queue, owner, limit, ttl, start, now, out)
 else
   local done = Q.qkey(queue, 'c')
-  for _, m in ipairs(redis.call('ZRANGE', done, 0, limit - 1)) do
+  for _, m in ipairs(redis.call('ZRANGE', done, '0', int(limit - 1))) do
     local r = Q.load(Q.member_id(m), true)
     if r and r.v.s == 'completed' then
       Q.claim_item(r, owner, ttl, false, true, now)
@@ -101,7 +102,7 @@ Q.flush()
 
 -- A worker's claim may leave a parked claim for what it did not get (see Q.handoff).
 if ARGV[9] == 'park' then
-  local parked, short = Q.qkey(queue, 'k'), limit - (#out - 1)
+  local parked, short = Q.qkey(queue, 'k'), limit - (#out - 2)
   if short > 0 and not from_completed then
     redis.call('HSET', parked, ARGV[10], cjson.encode({ o = owner, l = short, t = ttl, s = start,
       u = now + tonumber(ARGV[11]) }))
@@ -110,7 +111,7 @@ if ARGV[9] == 'park' then
   end
 end
 
-if #out - 1 < limit then
+if #out - 2 < limit then
   local next_at = Q.first_score(leased)
   if not from_completed then
     local d = Q.first_score(Q.qkey(queue, 'd'))

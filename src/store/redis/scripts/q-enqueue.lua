@@ -38,6 +38,7 @@ local function result(id, seq, code)
   out[#out + 1] = code
 end
 
+local last_run_at, last_ras
 for _, it in ipairs(items) do
   local a, id, queue = it.a, it.id, it.queue
   local cur = it.cur
@@ -91,13 +92,18 @@ for _, it in ipairs(items) do
       Q.write(Q.create(id, f, now, seq, { cur[1], cur[3] }), now)
     else
       local seqs = int(seq)
-      redis.call('HSET', it.key, 's', 'pending', 'ra', int(run_at), 'sq', seqs, 'cs', seqs, 'cr', nows, 'up', nows,
+      if run_at ~= last_run_at then
+        -- A batch mostly shares one runAt: format it once.
+        last_run_at, last_ras = run_at, int(run_at)
+      end
+      local ras = last_ras
+      redis.call('HSET', it.key, 's', 'pending', 'ra', ras, 'sq', seqs, 'cs', seqs, 'cr', nows, 'up', nows,
         unpack(a, it.first, it.last))
       if du then
         redis.call('HSET', it.key, 'du', du)
       end
       local ct = a[6]
-      Q.index_new(id, queue, tonumber(a[3]), run_at, seq, ct ~= '' and tonumber(ct) or nil, now)
+      Q.index_new(id, queue, a[3], run_at, ras, seqs, ct ~= '' and tonumber(ct) or nil, now)
     end
     result(id, seq, 'c')
   end

@@ -7,10 +7,10 @@
 --   x cancel:  code id reason ('' none | '=' text)        a abort: code id errorCode errorMessage
 -- Error messages arrive already truncated as storedError() does.
 -- -> status, state | nil, outcome | nil per op
-local now = now_ms()
-local out = {}
-local i = 1
-while i <= #ARGV do
+
+-- One op through the queue model (version 1's path): decode it at ARGV[i], apply it, append its
+-- status, state and outcome to `out`. Returns the index of the next op.
+local function settle_op(i, now, out)
   local code = ARGV[i]
   local op = { code = code, id = ARGV[i + 1] }
   if code == 'x' then
@@ -55,25 +55,38 @@ while i <= #ARGV do
       i = i + 4
     end
   end
-  if code == 'c' and Q.fast_complete(op.id, op.token, op.result, now) then
+  local r = Q.load(op.id, false)
+  Q.expire_first(r, now)
+  local status, dead = Q.settle_item(r, op, now)
+  if status == 'ok' then
+    Q.apply(r, now, dead)
+  end
+  out[#out + 1] = status
+  if r and r.v.s ~= 'deleted' then
+    out[#out + 1] = r.v.s
+    out[#out + 1] = r.v.o or false
+  else
+    out[#out + 1] = false
+    out[#out + 1] = false
+  end
+  return i
+end
+
+local now = now_ms()
+local nows = int(now)
+local out = {}
+local i = 1
+local n = #ARGV
+while i <= n do
+  local code = ARGV[i]
+  if code == 'c' and Q.fast_complete(ARGV[i + 1], ARGV[i + 2], ARGV[i + 4] ~= '' and string.sub(ARGV[i + 4], 2) or nil,
+      now, nows) then
     out[#out + 1] = 'ok'
     out[#out + 1] = 'completed'
     out[#out + 1] = 'succeeded'
+    i = i + 5
   else
-    local r = Q.load(op.id, false)
-    Q.expire_first(r, now)
-    local status, dead = Q.settle_item(r, op, now)
-    if status == 'ok' then
-      Q.apply(r, now, dead)
-    end
-    out[#out + 1] = status
-    if r and r.v.s ~= 'deleted' then
-      out[#out + 1] = r.v.s
-      out[#out + 1] = r.v.o or false
-    else
-      out[#out + 1] = false
-      out[#out + 1] = false
-    end
+    i = settle_op(i, now, out)
   end
 end
 Q.finish()
