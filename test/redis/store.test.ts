@@ -2,13 +2,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { isRotaError } from '../../src/errors.js';
 import { openStore } from '../../src/store/open.js';
-import type { WatchEvent } from '../../src/store/port.js';
+import { ITEM_DEFAULTS, type WatchEvent } from '../../src/store/port.js';
 import { dropRedisPrefix, selectedFixtures, serverAvailable } from '../support/stores.js';
 
 const url = process.env.ROTA_TEST_REDIS_URL as string;
@@ -182,6 +183,94 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
       const empty = await store.claim({ queue: 'none', owner: 'w', limit: 5, leaseTtl: 30_000 });
       assert.deepEqual(empty, { items: [], nextRunAt: null });
     } finally {
+      await store.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
+  it('stores priority, maxAttempts and the TTLs only when they differ from their default', async () => {
+    const prefix = newPrefix();
+    const store = await openStore(url, { prefix });
+    const admin = new Redis(url);
+    try {
+      // The Lua side's defaults (absent field = default) are ITEM_DEFAULTS.
+      const lua = readFileSync(
+        new URL('../../src/store/redis/scripts/lib-queue.lua', import.meta.url),
+        'utf8',
+      );
+      const luaDefault = (name: string) => Number(new RegExp(`${name} = '?(\\d+)'?`).exec(lua)?.[1]);
+      assert.equal(luaDefault('DEFAULT_MA'), ITEM_DEFAULTS.maxAttempts);
+      assert.equal(luaDefault('DEFAULT_CTL'), ITEM_DEFAULTS.completedTtl);
+      assert.equal(luaDefault('DEFAULT_FTL'), ITEM_DEFAULTS.failedTtl);
+
+      await store.enqueue([
+        { id: 'plain', queue: 'q', payload: '1' },
+        {
+          id: 'given',
+          queue: 'q',
+          payload: '2',
+          priority: 5,
+          maxAttempts: 7,
+          completedTtl: 10,
+          failedTtl: 20,
+        },
+        { id: 'same', queue: 'q', payload: '3', priority: 0, maxAttempts: 3, completedTtl: 3_600_000 },
+      ]);
+      const fields = async (id: string) => (await admin.hkeys(`{${prefix}}:i:${id}`)).sort();
+      for (const id of ['plain', 'same']) {
+        const stored = await fields(id);
+        for (const f of ['pr', 'ma', 'ctl', 'ftl']) assert.ok(!stored.includes(f), `${id} stores ${f}`);
+      }
+      const givenFields = await fields('given');
+      assert.ok(
+        ['pr', 'ma', 'ctl', 'ftl'].every((f) => givenFields.includes(f)),
+        'given stores all four',
+      );
+      const plain = await store.getItem('plain');
+      assert.deepEqual(
+        [plain?.priority, plain?.maxAttempts, plain?.completedTtl, plain?.failedTtl],
+        [0, 3, 3_600_000, 604_800_000],
+      );
+      const given = await store.getItem('given');
+      assert.deepEqual(
+        [given?.priority, given?.maxAttempts, given?.completedTtl, given?.failedTtl],
+        [5, 7, 10, 20],
+      );
+
+      // An item written before (the four fields stored with their default) reads the same.
+      const before = await store.getItem('same');
+      await admin.hset(`{${prefix}}:i:same`, 'pr', '0', 'ma', '3', 'ctl', '3600000', 'ftl', '604800000');
+      assert.deepEqual(await store.getItem('same'), before);
+
+      // The defaults act: a completion keeps the item completedTtl.
+      const claimed = await store.claim({ queue: 'q', owner: 'w', limit: 3, leaseTtl: 30_000, start: true });
+      assert.deepEqual(
+        claimed.items.map((it) => [it.id, it.maxAttempts, it.attempt]),
+        [
+          ['given', 7, 1],
+          ['plain', 3, 1],
+          ['same', 3, 1],
+        ],
+      );
+      const held = claimed.items.find((it) => it.id === 'plain');
+      const [done] = await store.settle([
+        { op: 'complete', id: 'plain', token: held?.token as number, owner: 'w' },
+      ]);
+      assert.equal(done?.status, 'ok');
+      const completed = await store.getItem('plain');
+      assert.equal(completed?.expireAt, (completed?.completedAt as number) + 3_600_000);
+
+      // A replacing duplicate with priority 0 takes the holder's priority 5 away.
+      await store.enqueue([{ id: 'h', queue: 'r', payload: 'a', priority: 5, dedup: { key: 'k' } }]);
+      const [replaced] = await store.enqueue([
+        { id: 'n', queue: 'r', payload: 'b', dedup: { key: 'k', mode: 'replace' } },
+      ]);
+      assert.deepEqual([replaced?.id, replaced?.status], ['h', 'replaced']);
+      const holder = await store.getItem('h');
+      assert.deepEqual([holder?.payload, holder?.priority], ['b', 0]);
+      assert.ok(!(await fields('h')).includes('pr'));
+    } finally {
+      admin.disconnect();
       await store.close();
       await dropRedisPrefix(url, prefix);
     }

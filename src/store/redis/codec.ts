@@ -1,6 +1,6 @@
 /** Decoding of script replies into port records, and encoding of queue arguments. */
 import { toSafeInteger } from '../keys.js';
-import type { FeedItem, KeyValue, Outcome, QueueItem } from '../port.js';
+import { type FeedItem, ITEM_DEFAULTS, type KeyValue, type Outcome, type QueueItem } from '../port.js';
 
 /** A KV record as scripts return it: [key, value, createRevision, modRevision, version, lease | '']. */
 export type RawKv = [Buffer, Buffer, number, number, number, Buffer];
@@ -176,7 +176,8 @@ export function decodeItem(raw: RawItem): FeedItem {
     runAt: 0,
     seq: 0,
     attempt: 0,
-    maxAttempts: 0,
+    // Not stored when they have their default (lib-queue.lua); an older item may store them.
+    maxAttempts: ITEM_DEFAULTS.maxAttempts,
     owner: null,
     token: null,
     leaseExpiresAt: null,
@@ -194,8 +195,8 @@ export function decodeItem(raw: RawItem): FeedItem {
     timeout: null,
     claimTimeout: null,
     deadLetter: null,
-    completedTtl: 0,
-    failedTtl: 0,
+    completedTtl: ITEM_DEFAULTS.completedTtl,
+    failedTtl: ITEM_DEFAULTS.failedTtl,
     dedupKey: null,
     dedupUntil: null,
     expireAt: null,

@@ -308,20 +308,20 @@ export class RedisStore implements Store {
         text(optNum(dedup?.ttl)),
         dedup?.mode === 'replace' ? 'r' : 'k',
         optText(item.opId),
-        // The stored fields, as field/value pairs the script passes to HSET unchanged.
+        // The stored fields, as field/value pairs the script passes to HSET unchanged. The four
+        // with a default are not stored when they have it (lib-queue.lua, decodeItem).
         'q',
         item.queue,
         'p',
         item.payload,
-        'pr',
-        priority,
-        'ma',
-        String(item.maxAttempts ?? ITEM_DEFAULTS.maxAttempts),
-        'ctl',
-        String(item.completedTtl ?? ITEM_DEFAULTS.completedTtl),
-        'ftl',
-        String(item.failedTtl ?? ITEM_DEFAULTS.failedTtl),
       ];
+      if (priority !== '0') row.push('pr', priority);
+      if (item.maxAttempts != null && item.maxAttempts !== ITEM_DEFAULTS.maxAttempts)
+        row.push('ma', String(item.maxAttempts));
+      if (item.completedTtl != null && item.completedTtl !== ITEM_DEFAULTS.completedTtl)
+        row.push('ctl', String(item.completedTtl));
+      if (item.failedTtl != null && item.failedTtl !== ITEM_DEFAULTS.failedTtl)
+        row.push('ftl', String(item.failedTtl));
       if (item.timeout != null) row.push('to', String(item.timeout));
       if (item.claimTimeout != null) row.push('ct', String(item.claimTimeout));
       if (item.deadLetter != null) row.push('dl', item.deadLetter);

@@ -19,7 +19,9 @@
 -- co completedAt, cr createdAt, up updatedAt, pg progress, rs result, ec/em error code/message,
 -- rj rejections, lr lastRejection, st stalls, to timeout, ct claimTimeout, dl deadLetter,
 -- ctl completedTtl, ftl failedTtl, dk dedupKey, du dedupUntil, ex expireAt, mt meta, op opId,
--- cs changeSeq. An absent field is null (0 for a, rj, st).
+-- cs changeSeq. An absent field is null (0 for a, rj, st), except the four with a default, not
+-- stored when they have it (four fields fewer to write, read and scan for in every item's hash):
+-- pr (0), ma (3), ctl (3 600 000) and ftl (604 800 000), ITEM_DEFAULTS in port.ts.
 local Q = {
   K_SEQ = P .. ':seq',
   K_QUEUES = P .. ':queues',
@@ -34,6 +36,9 @@ local Q = {
   CORE = { 's', 'q', 'sq', 'tk', 'ow', 'le', 'o', 'a', 'to' },
   -- What leaving the pending state needs (the old ready / delayed / unclaimed members).
   PENDING = { 'pr', 'ra', 'ct' },
+  DEFAULT_MA = 3,
+  DEFAULT_CTL = '3600000',
+  DEFAULT_FTL = '604800000',
   zbuf = {},
   counts = {},
   wake = {},
@@ -314,7 +319,7 @@ function Q.write(r, now)
   if ns == 'pending' then
     local ra = tonumber(get(r, 'ra'))
     if ra <= now then
-      zadd(Q.qkey(q, 'r'), Q.negated(get(r, 'pr')), ready_member(get(r, 'ra'), v.sq, id))
+      zadd(Q.qkey(q, 'r'), Q.negated(get(r, 'pr') or '0'), ready_member(get(r, 'ra'), v.sq, id))
     else
       zadd(Q.qkey(q, 'd'), get(r, 'ra'), nm)
     end
@@ -415,7 +420,7 @@ function Q.dead_letter(r, code, message)
   local meta = '{"deadLetter":{"originalId":' .. jstr(r.id) .. ',"queue":' .. jstr(r.v.q) ..
     ',"error":{"code":' .. jstr(code) .. ',"message":' .. jstr(message) .. '},"attempts":' ..
     int(num(r, 'a') or 0) .. '}}'
-  return { id = 'dl-' .. r.id, f = { q = dl, p = payload, pr = '0', ma = '3', ctl = get(r, 'ctl'),
+  return { id = 'dl-' .. r.id, f = { q = dl, p = payload, ctl = get(r, 'ctl'),
     ftl = get(r, 'ftl'), mt = meta } }
 end
 
@@ -440,7 +445,7 @@ local function complete(r, outcome, now)
   set(r, 'o', outcome)
   setn(r, 'co', now)
   set(r, 'le', nil)
-  local ttl = outcome == 'failed' and num(r, 'ftl') or num(r, 'ctl')
+  local ttl = tonumber(outcome == 'failed' and (get(r, 'ftl') or Q.DEFAULT_FTL) or (get(r, 'ctl') or Q.DEFAULT_CTL))
   setn(r, 'ex', now + ttl)
 end
 
@@ -488,7 +493,7 @@ function Q.expire_lease(r, now)
   end
   if s == 'running' then
     local code, message = 'ROTA_LEASE_EXPIRED', 'the lease of the running attempt expired (stalled)'
-    local left = (num(r, 'a') or 0) < num(r, 'ma')
+    local left = (num(r, 'a') or 0) < (num(r, 'ma') or Q.DEFAULT_MA)
     local dead = nil
     if not left then
       dead = Q.dead_letter(r, code, message)
@@ -681,7 +686,7 @@ function Q.fast_complete(id, token, result, now, nows)
     return false
   end
   local css = int(Q.next_seq())
-  local expire = int(now + tonumber(f[6]))
+  local expire = int(now + tonumber(f[6] or Q.DEFAULT_CTL))
   if s == 'claimed' then
     local a = redis.call('HGET', key, 'a')
     redis.call('HSET', key, 's', 'completed', 'o', 'succeeded', 'co', nows, 'ex', expire, 'up', nows, 'cs', css,
@@ -740,7 +745,7 @@ end
 function Q.timeout_item(r, now)
   local code = 'ROTA_TASK_TIMEOUT'
   local message = 'the attempt ran longer than its timeout of ' .. int(num(r, 'to')) .. ' ms'
-  local left = (num(r, 'a') or 0) < num(r, 'ma')
+  local left = (num(r, 'a') or 0) < (num(r, 'ma') or Q.DEFAULT_MA)
   local dead = nil
   if not left then
     dead = Q.dead_letter(r, code, message)

@@ -47,7 +47,7 @@ if ARGV[9] == 'ids' then
           wanted[#wanted + 1] = r
         end
       elseif v.s == 'pending' and tonumber(v.ra) <= now then
-        r.k1, r.k2, r.k3 = -tonumber(v.pr), tonumber(v.ra), tonumber(v.sq)
+        r.k1, r.k2, r.k3 = -tonumber(v.pr or '0'), tonumber(v.ra), tonumber(v.sq)
         wanted[#wanted + 1] = r
       end
     end
@@ -80,7 +80,7 @@ if not from_completed then
     local add = {}
     for _, m in ipairs(due) do
       local f = redis.call('HMGET', Q.ikey(Q.member_id(m)), 'pr', 'ra')
-      add[#add + 1] = -tonumber(f[1])
+      add[#add + 1] = Q.negated(f[1] or '0')
       add[#add + 1] = pad(tonumber(f[2])) .. m
     end
     chunked('ZREM', delayed, due, 4000)

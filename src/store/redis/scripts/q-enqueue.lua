@@ -3,8 +3,8 @@
 -- item, so a chunk of 1 000 items is one argument instead of ~25 000 for the client to flatten:
 --   id, queue, priority, runAt|'', delay, claimTimeout|'', dedupKey|'', dedupTtl|'', dedupMode k|r,
 --   opId ('' for null, else '=' + text),
--- then field/value pairs stored as they are (q p pr ma ctl ftl, and to ct dl dk mt op when set); the
--- script adds s, ra, sq, cr, up, cs and du.
+-- then field/value pairs stored as they are (q p; pr ma ctl ftl unless they have their default, see
+-- lib-queue.lua; to ct dl dk mt op when set); the script adds s, ra, sq, cr, up, cs and du.
 -- -> id, seq, status (c created | d deduplicated | r replaced) per item
 local now = now_ms()
 local nows = int(now)
@@ -59,10 +59,11 @@ for _, it in ipairs(items) do
         local r = Q.load(holder_id, false)
         for k = it.first, it.last, 2 do
           local f = a[k]
-          if f == 'p' or f == 'pr' or f == 'mt' then
+          if f == 'p' or f == 'mt' then
             Q.set(r, f, a[k + 1])
           end
         end
+        Q.set(r, 'pr', a[3] ~= '0' and a[3] or nil)
         Q.set(r, 'ra', int(run_at))
         Q.set(r, 'up', nows)
         Q.set(r, 'cs', int(Q.next_seq()))
