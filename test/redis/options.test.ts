@@ -19,6 +19,7 @@ describe('redis store options', () => {
     assert.equal(c.historyRevisions, 100_000);
     assert.equal(c.storeTimeout, 10_000);
     assert.equal(c.checkEviction, true);
+    assert.equal(c.scripts, 'auto');
     assert.equal(c.tls, undefined);
     const d = parse(
       'rediss://us%40r:p%3Ass@example.test:6380/3?prefix=app.1&historyRevisions=500&checkEviction=false',
@@ -33,6 +34,8 @@ describe('redis store options', () => {
     assert.equal(d.historyRevisions, 500);
     assert.equal(d.checkEviction, false);
     assert.deepEqual(d.tls, {});
+    assert.equal(parse('redis://h?scripts=eval').scripts, 'eval');
+    assert.equal(parse('redis://h', { scripts: 'functions' }).scripts, 'functions');
   });
 
   it('lets the options object set the same settings (it wins over the URL)', () => {
@@ -50,6 +53,8 @@ describe('redis store options', () => {
     invalid(() => parse('redis://h?historyRevisions=0'));
     invalid(() => parse('redis://h?historyRevisions=ten'));
     invalid(() => parse('redis://h?checkEviction=maybe'));
+    invalid(() => parse('redis://h?scripts=lua'));
+    invalid(() => parse('redis://h', { scripts: true }));
     invalid(() => parse('redis://h/db1'));
     invalid(() => parse('redis://h/0/1'));
     invalid(() => parse('redis://h#x'));

@@ -276,6 +276,48 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
     }
   });
 
+  it('runs its scripts as Redis Functions, and again after the server lost them', async () => {
+    const prefix = newPrefix();
+    const admin = new Redis(url);
+    const functions = await openStore(url, { prefix, scripts: 'functions' });
+    const evalOnly = await openStore(url, { prefix, scripts: 'eval' });
+    try {
+      const libraries = (await admin.call('FUNCTION', 'LIST', 'LIBRARYNAME', 'rota_*')) as unknown[][];
+      const names = libraries.map((lib) => String(lib[1]));
+      assert.ok(
+        names.some((n) => /^rota_queue_[0-9a-f]{12}$/.test(n)),
+        names.join(),
+      );
+      assert.ok(
+        names.some((n) => /^rota_kv_[0-9a-f]{12}$/.test(n)),
+        names.join(),
+      );
+      // Both ways share the data: what one writes, the other reads and changes.
+      await functions.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
+      await functions.put('k', enc('v'));
+      const claimed = await evalOnly.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 30_000 });
+      assert.deepEqual(
+        claimed.items.map((it) => it.id),
+        ['a'],
+      );
+      // A server that lost its functions (FUNCTION FLUSH, or a restart without persistence): the
+      // next call loads them and runs (it had not run).
+      await admin.call('FUNCTION', 'FLUSH');
+      const [done] = await functions.settle([
+        { op: 'complete', id: 'a', token: claimed.items[0]?.token as number, owner: 'w' },
+      ]);
+      assert.equal(done?.status, 'ok');
+      assert.equal(new TextDecoder().decode((await functions.get('k')).kv?.value), 'v');
+      await admin.call('SCRIPT', 'FLUSH');
+      assert.equal((await evalOnly.getItem('a'))?.outcome, 'succeeded');
+    } finally {
+      admin.disconnect();
+      await functions.close();
+      await evalOnly.close();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
   it('a claim restricted to ids applies an expired lease past the per-claim expiry batch', async () => {
     const prefix = newPrefix();
     const store = await openStore(url, { prefix });

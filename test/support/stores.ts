@@ -127,29 +127,42 @@ export async function dropRedisPrefix(url: string, prefix: string): Promise<void
   }
 }
 
-const redis: BackendFixture = {
-  name: 'redis',
-  serverEnv: 'ROTA_TEST_REDIS_URL',
-  async create() {
-    const url = process.env.ROTA_TEST_REDIS_URL as string;
-    // Each test gets its own key prefix, dropped in destroy().
-    const prefix = `rt-${randomBytes(6).toString('hex')}`;
-    const open = () => openStore(url, { prefix });
-    const clients: Store[] = [await open()];
-    return {
-      store: clients[0]!,
-      async connect() {
-        const client = await open();
-        clients.push(client);
-        return client;
-      },
-      async destroy() {
-        await Promise.all(clients.map((c) => c.close()));
-        await dropRedisPrefix(url, prefix);
-      },
-    };
-  },
-};
+/** Redis; `scripts` picks how the store runs its Lua (default `auto`: Redis Functions here). */
+function redisFixture(name: string, scripts?: 'eval'): BackendFixture {
+  return {
+    name,
+    serverEnv: 'ROTA_TEST_REDIS_URL',
+    create: () => createRedis(scripts),
+  };
+}
+
+const redis = redisFixture('redis');
+
+/**
+ * Redis with `scripts: 'eval'`: the EVALSHA path that Redis 6.2 takes (Functions need Redis 7),
+ * for the conformance suite.
+ */
+export const redisEval = redisFixture('redis-eval', 'eval');
+
+async function createRedis(scripts?: 'eval') {
+  const url = process.env.ROTA_TEST_REDIS_URL as string;
+  // Each test gets its own key prefix, dropped in destroy().
+  const prefix = `rt-${randomBytes(6).toString('hex')}`;
+  const open = () => openStore(url, { prefix, ...(scripts ? { scripts } : {}) });
+  const clients: Store[] = [await open()];
+  return {
+    store: clients[0]!,
+    async connect() {
+      const client = await open();
+      clients.push(client);
+      return client;
+    },
+    async destroy() {
+      await Promise.all(clients.map((c) => c.close()));
+      await dropRedisPrefix(url, prefix);
+    },
+  };
+}
 
 /**
  * etcd: one shared server; each test gets its own key prefix, deleted (with the leases the test

@@ -41,6 +41,11 @@ export function isNoScript(err: unknown): boolean {
   return err instanceof Error && err.name === 'ReplyError' && err.message.startsWith('NOSCRIPT');
 }
 
+/** True for FCALL's reply when the server does not have the function (restarted, FUNCTION FLUSH). */
+export function isFunctionMissing(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError' && err.message.includes('Function not found');
+}
+
 /** The Rota error for a failed Redis command. `write`: the command may have changed data. */
 export function toRotaError(err: unknown, write: boolean): RotaError {
   const kind = failureKind(err);

@@ -24,8 +24,9 @@ export async function openRedisStore(url: URL, options: Record<string, unknown> 
   try {
     await main.ready();
     const facts = await checkServer(main.redis, config);
-    await new ScriptRunner(config.base).preload(main.redis);
-    return new RedisStore(config, main, facts);
+    const scripts = new ScriptRunner(config.base, config.scripts);
+    await scripts.preload(main.redis);
+    return new RedisStore(config, main, facts, scripts);
   } catch (err) {
     await main.close(false);
     throw err instanceof RotaError ? err : toRotaError(err, false);

@@ -18,6 +18,12 @@ export interface RedisStoreOptions {
   storeTimeout?: number;
   /** Refuse to start when `maxmemory-policy` can evict keys (`ROTA_UNSAFE_STORE_CONFIG`). Default true. */
   checkEviction?: boolean;
+  /**
+   * How the Lua scripts run: `functions` (Redis Functions, Redis 7+: loaded once per server),
+   * `eval` (EVALSHA, what Redis 6.2 has) or `auto`: functions when the server accepts
+   * `FUNCTION LOAD`, else eval. Default `auto`.
+   */
+  scripts?: 'auto' | 'functions' | 'eval';
   /** Options-object only: TLS settings for `rediss://` (CA, client certificate, servername...). */
   tls?: TlsOptions;
 }
@@ -36,6 +42,7 @@ export interface RedisConfig {
   historyRevisions: number;
   storeTimeout: number;
   checkEviction: boolean;
+  scripts: 'auto' | 'functions' | 'eval';
   /** Expired leases dropped per script call before it runs. */
   leaseSweepBatch: number;
   /** Expired queue leases applied per claim call. */
@@ -49,10 +56,12 @@ export const REDIS_DEFAULTS = {
   historyRevisions: 100_000,
   storeTimeout: 10_000,
   checkEviction: true,
+  scripts: 'auto',
 } as const;
 
 const PREFIX = /^[A-Za-z0-9_.-]{1,64}$/;
-const KNOWN = ['prefix', 'historyRevisions', 'storeTimeout', 'checkEviction'] as const;
+const KNOWN = ['prefix', 'historyRevisions', 'storeTimeout', 'checkEviction', 'scripts'] as const;
+const SCRIPT_MODES = ['auto', 'functions', 'eval'] as const;
 type Known = (typeof KNOWN)[number];
 
 function bad(field: string, message: string): never {
@@ -62,6 +71,7 @@ function bad(field: string, message: string): never {
 function fromQuery(name: Known, text: string): unknown {
   switch (name) {
     case 'prefix':
+    case 'scripts':
       return text;
     case 'checkEviction':
       if (text === 'true' || text === '1') return true;
@@ -123,6 +133,10 @@ export function parseRedisConfig(url: URL, options: Record<string, unknown> = {}
   if (typeof checkEviction !== 'boolean')
     bad('checkEviction', `must be a boolean, got ${String(checkEviction)}`);
 
+  const scripts = settings.scripts ?? REDIS_DEFAULTS.scripts;
+  if (!(SCRIPT_MODES as readonly unknown[]).includes(scripts))
+    bad('scripts', `must be one of ${SCRIPT_MODES.join(', ')}, got ${JSON.stringify(scripts)}`);
+
   return {
     host: url.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
     port,
@@ -138,6 +152,7 @@ export function parseRedisConfig(url: URL, options: Record<string, unknown> = {}
     ),
     storeTimeout: positive('storeTimeout', settings.storeTimeout ?? REDIS_DEFAULTS.storeTimeout),
     checkEviction,
+    scripts: scripts as RedisConfig['scripts'],
     leaseSweepBatch: 100,
     claimExpireBatch: 1000,
     claimPromoteBatch: 1000,

@@ -65,7 +65,7 @@ import type { CallKind, Connection } from './connection.js';
 import { LeaseSweeper } from './lease-sweeper.js';
 import type { RedisConfig } from './options.js';
 import type { ServerFacts } from './safety.js';
-import { type Arg, type ScriptName, ScriptRunner } from './scripts.js';
+import type { Arg, ScriptName, ScriptRunner } from './scripts.js';
 import { Wakeups } from './wakeups.js';
 import { WatchHub } from './watch-hub.js';
 
@@ -99,10 +99,11 @@ export class RedisStore implements Store {
   readonly #wakeups: Wakeups;
   #closed = false;
 
-  constructor(config: RedisConfig, main: Connection, facts: ServerFacts) {
+  /** `scripts`: loaded by the caller (it knows whether the server runs Redis Functions). */
+  constructor(config: RedisConfig, main: Connection, facts: ServerFacts, scripts: ScriptRunner) {
     this.#config = config;
     this.#main = main;
-    this.#scripts = new ScriptRunner(config.base);
+    this.#scripts = scripts;
     this.capabilities = Object.freeze({
       name: 'redis',
       serverClock: true,

@@ -1,7 +1,9 @@
--- lib-common: prepended to every script (see ../scripts.ts).
--- KEYS[1] is the hash-tagged prefix `{<prefix>}`; every key name is built from it, so all keys of
--- one prefix live in one Redis Cluster slot and EVALSHA routes by KEYS[1].
-local P = KEYS[1]
+-- lib-common: first in every library (see ../scripts.ts).
+-- P is the call's KEYS[1], the hash-tagged prefix `{<prefix>}`, set first thing in every call (a
+-- library is loaded once per server when run as Redis Functions, so nothing per call may be set at
+-- load time). Every key name is built from P, so all keys of one prefix live in one Redis Cluster
+-- slot and FCALL / EVALSHA route by KEYS[1].
+local P
 
 -- Store time: the Redis server clock, in epoch milliseconds. Never the client's clock.
 local function now_ms()

@@ -11,16 +11,10 @@
 --   P:lk:<id>      set of keys attached to lease <id>; P:lease:seq id counter
 -- Every KV script takes ARGV[1] = history bound (revisions) and ARGV[2] = how many expired
 -- leases to sweep before it runs; its own arguments start at ARGV[3].
-local KV = {
-  rev = tonumber(redis.call('GET', P .. ':rev') or '0'),
-  history = tonumber(ARGV[1]),
-  nev = 0,
-}
-local K_KV = P .. ':kv'
-local K_KEYS = P .. ':kv:keys'
-local K_EVENTS = P .. ':events'
-local K_LEASES = P .. ':leases'
-local K_LTTL = P .. ':lease:ttl'
+local KV = {}
+local K_KV, K_KEYS, K_EVENTS, K_LEASES, K_LTTL
+-- Store time of the current call (KV.start).
+local now
 
 local function lease_set(id)
   return P .. ':lk:' .. id
@@ -185,9 +179,20 @@ function KV.lease_keys(id)
   return redis.call('SMEMBERS', lease_set(id))
 end
 
--- Common prologue: store time, then the bounded lease sweep.
-local now = now_ms()
-KV.sweep(now, tonumber(ARGV[2]))
+-- The start of every KV call (after P is set): the prefix's keys, the revision, store time, then
+-- the bounded lease sweep.
+function KV.start(ARGV)
+  K_KV = P .. ':kv'
+  K_KEYS = P .. ':kv:keys'
+  K_EVENTS = P .. ':events'
+  K_LEASES = P .. ':leases'
+  K_LTTL = P .. ':lease:ttl'
+  KV.rev = tonumber(redis.call('GET', P .. ':rev') or '0')
+  KV.history = tonumber(ARGV[1])
+  KV.nev = 0
+  now = now_ms()
+  KV.sweep(now, tonumber(ARGV[2]))
+end
 
 -- Common reply head: { store now, earliest lease expiry or -1, revision, ... }.
 local function reply(...)

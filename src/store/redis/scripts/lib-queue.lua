@@ -23,15 +23,6 @@
 -- stored when they have it (four fields fewer to write, read and scan for in every item's hash):
 -- pr (0), ma (3), ctl (3 600 000) and ftl (604 800 000), ITEM_DEFAULTS in port.ts.
 local Q = {
-  K_SEQ = P .. ':seq',
-  K_QUEUES = P .. ':queues',
-  K_FEED = P .. ':feed',
-  K_HORIZON = P .. ':feed:horizon',
-  K_CLAIMED = P .. ':sw:claimed',
-  K_DEADLINE = P .. ':sw:deadline',
-  K_UNCLAIMED = P .. ':sw:unclaimed',
-  K_EXPIRE = P .. ':sw:expire',
-  K_TOMB = P .. ':sw:tomb',
   -- Fields every transition reads; others are fetched when a transition needs them (get()).
   CORE = { 's', 'q', 'sq', 'tk', 'ow', 'le', 'o', 'a', 'to' },
   -- What leaving the pending state needs (the old ready / delayed / unclaimed members).
@@ -39,20 +30,35 @@ local Q = {
   DEFAULT_MA = 3,
   DEFAULT_CTL = '3600000',
   DEFAULT_FTL = '604800000',
-  zbuf = {},
-  counts = {},
-  wake = {},
-  queues = {},
 }
-Q.seq = tonumber(redis.call('GET', Q.K_SEQ) or '0')
-Q.seq0 = Q.seq
+local QKEYS
+
+-- The start of every queue call (after P is set): the prefix's keys, the seq counter and empty
+-- write buffers.
+function Q.begin()
+  Q.K_SEQ = P .. ':seq'
+  Q.K_QUEUES = P .. ':queues'
+  Q.K_FEED = P .. ':feed'
+  Q.K_HORIZON = P .. ':feed:horizon'
+  Q.K_CLAIMED = P .. ':sw:claimed'
+  Q.K_DEADLINE = P .. ':sw:deadline'
+  Q.K_UNCLAIMED = P .. ':sw:unclaimed'
+  Q.K_EXPIRE = P .. ':sw:expire'
+  Q.K_TOMB = P .. ':sw:tomb'
+  Q.zbuf = {}
+  Q.counts = {}
+  Q.wake = {}
+  Q.queues = {}
+  QKEYS = {}
+  Q.seq = tonumber(redis.call('GET', Q.K_SEQ) or '0')
+  Q.seq0 = Q.seq
+end
 
 function Q.ikey(id)
   return P .. ':i:' .. id
 end
 
-local QKEYS = {}
--- Per-queue key `P:q:<queue>:<suffix>` (built once per queue and script).
+-- Per-queue key `P:q:<queue>:<suffix>` (built once per queue and call).
 function Q.qkey(queue, suffix)
   local k = QKEYS[queue]
   if not k then
@@ -696,10 +702,10 @@ function Q.fast_complete(id, token, result, now, nows)
   end
   if result then
     redis.call('HSET', key, 'rs', result)
-    redis.call('HDEL', key, 'le', 'ec', 'em')
-  else
-    redis.call('HDEL', key, 'le', 'ec', 'em', 'rs')
   end
+  -- No 'rs' to delete: only `complete` sets it, and nothing leads from completed back to claimed or
+  -- running (a reused id starts from a new hash).
+  redis.call('HDEL', key, 'le', 'ec', 'em')
   local q = f[4]
   local m = padtext(f[5]) .. id
   zrem(Q.qkey(q, 'l'), m)
