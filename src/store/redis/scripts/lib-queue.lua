@@ -46,6 +46,8 @@ function Q.begin()
   Q.K_EXPIRE = P .. ':sw:expire'
   Q.K_TOMB = P .. ':sw:tomb'
   Q.zbuf = {}
+  Q.fadds = {}
+  Q.frems = {}
   Q.counts = {}
   Q.wake = {}
   Q.queues = {}
@@ -113,7 +115,44 @@ local function zrem(key, member)
   b[member] = false
 end
 
+-- The hot paths (Q.claim_ready, Q.fast_complete, Q.index_new) touch each member at most once per
+-- call, so they buffer in plain lists per key instead (no per-member table entries to create and
+-- collect). Q.flush() applies these first; a hot path that follows by-member writes calls
+-- Q.fast_begin() to apply those before it, so writes keep the order of the calls.
+local function fadd(key, score, member)
+  local b = Q.fadds[key]
+  if not b then
+    b = {}
+    Q.fadds[key] = b
+  end
+  local n = #b
+  b[n + 1] = score
+  b[n + 2] = member
+end
+local function frem(key, member)
+  local b = Q.frems[key]
+  if not b then
+    b = {}
+    Q.frems[key] = b
+  end
+  b[#b + 1] = member
+end
+
+function Q.fast_begin()
+  if next(Q.zbuf) ~= nil then
+    Q.flush()
+  end
+end
+
 function Q.flush()
+  for key, b in pairs(Q.frems) do
+    chunked('ZREM', key, b, 4000)
+  end
+  for key, b in pairs(Q.fadds) do
+    chunked('ZADD', key, b, 4000)
+  end
+  Q.frems = {}
+  Q.fadds = {}
   for key, b in pairs(Q.zbuf) do
     local add, rem = {}, {}
     for m, s in pairs(b) do
@@ -390,16 +429,17 @@ end
 -- `priority`, `ras` (runAt) and `seqs` are the stored text, passed on as scores (see Q.claim_ready).
 function Q.index_new(id, queue, priority, run_at, ras, seqs, claim_timeout, now)
   local sp = padtext(seqs)
+  Q.fast_begin()
   if run_at <= now then
-    zadd(Q.qkey(queue, 'r'), Q.negated(priority), padtext(ras) .. sp .. id)
+    fadd(Q.qkey(queue, 'r'), Q.negated(priority), padtext(ras) .. sp .. id)
   else
-    zadd(Q.qkey(queue, 'd'), ras, sp .. id)
+    fadd(Q.qkey(queue, 'd'), ras, sp .. id)
   end
   if claim_timeout then
-    zadd(Q.K_UNCLAIMED, int(run_at + claim_timeout), sp .. id)
+    fadd(Q.K_UNCLAIMED, int(run_at + claim_timeout), sp .. id)
   end
-  zadd(Q.qkey(queue, 'x'), seqs, id)
-  zadd(Q.K_FEED, seqs, id)
+  fadd(Q.qkey(queue, 'x'), seqs, id)
+  fadd(Q.K_FEED, seqs, id)
   count(queue, 'pending', 1)
   Q.wake[queue] = true
   Q.queues[queue] = true
@@ -691,6 +731,7 @@ function Q.fast_complete(id, token, result, now, nows)
   if (s ~= 'running' and s ~= 'claimed') or f[2] ~= token or tonumber(f[3]) <= now then
     return false
   end
+  Q.fast_begin()
   local css = int(Q.next_seq())
   local expire = int(now + tonumber(f[6] or Q.DEFAULT_CTL))
   if s == 'claimed' then
@@ -708,13 +749,13 @@ function Q.fast_complete(id, token, result, now, nows)
   redis.call('HDEL', key, 'le', 'ec', 'em')
   local q = f[4]
   local m = padtext(f[5]) .. id
-  zrem(Q.qkey(q, 'l'), m)
+  frem(Q.qkey(q, 'l'), m)
   -- A running item with a timeout has a deadline entry: removing an absent member costs less than
   -- reading 'to' for every item.
-  zrem(s == 'claimed' and Q.K_CLAIMED or Q.K_DEADLINE, m)
-  zadd(Q.qkey(q, 'c'), nows, m)
-  zadd(Q.K_EXPIRE, expire, m)
-  zadd(Q.K_FEED, css, id)
+  frem(s == 'claimed' and Q.K_CLAIMED or Q.K_DEADLINE, m)
+  fadd(Q.qkey(q, 'c'), nows, m)
+  fadd(Q.K_EXPIRE, expire, m)
+  fadd(Q.K_FEED, css, id)
   count(q, s, -1)
   count(q, 'completed', 1)
   Q.wake[q] = true
@@ -786,6 +827,7 @@ end
 -- redis.call is printed with '%.17g', which costs more than the rest of a ZADD member. Returns how
 -- many were claimed.
 function Q.claim_ready(queue, owner, limit, ttl, start, now, out)
+  Q.fast_begin()
   local popped = redis.call('ZPOPMIN', Q.qkey(queue, 'r'), int(limit))
   local leased = Q.qkey(queue, 'l')
   local nows, les = int(now), int(now + ttl)
@@ -817,17 +859,17 @@ function Q.claim_ready(queue, owner, limit, ttl, start, now, out)
         redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs,
           'a', int((a and tonumber(a) or 0) + 1), 'sa', nows)
         if to then
-          zadd(Q.K_DEADLINE, int(now + tonumber(to)), m)
+          fadd(Q.K_DEADLINE, int(now + tonumber(to)), m)
         end
       else
         redis.call('HSET', key, 's', state, 'ow', owner, 'tk', cs, 'le', les, 'ca', nows, 'up', nows, 'cs', cs)
-        zadd(Q.K_CLAIMED, nows, m)
+        fadd(Q.K_CLAIMED, nows, m)
       end
       if ct then
-        zrem(Q.K_UNCLAIMED, m)
+        frem(Q.K_UNCLAIMED, m)
       end
-      zadd(leased, les, m)
-      zadd(Q.K_FEED, cs, id)
+      fadd(leased, les, m)
+      fadd(Q.K_FEED, cs, id)
       claimed = claimed + 1
       out[#out + 1] = { id, flat, cs }
     end
