@@ -182,6 +182,18 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
       assert.ok((res.nextRunAt as number) > now + 20_000 && (res.nextRunAt as number) <= now + 30_000);
       const empty = await store.claim({ queue: 'none', owner: 'w', limit: 5, leaseTtl: 30_000 });
       assert.deepEqual(empty, { items: [], nextRunAt: null });
+      // A batch alike but for ids and payloads goes as one shared row (q-enqueue.lua): the same
+      // text comes back, and each item keeps its own id and payload.
+      const payloads = [payload, '"\\u0000"', '{"a":[1,2,{"b":null}]}', '"é 😀"'];
+      const ids = payloads.map((_, i) => `u-${i}`);
+      await store.enqueue(
+        payloads.map((p, i) => ({ id: ids[i] as string, queue: 'u', payload: p, opId: 'same' })),
+      );
+      const got = await store.claim({ queue: 'u', owner: 'w', limit: 10, leaseTtl: 30_000 });
+      assert.deepEqual(
+        got.items.map((it) => [it.id, it.payload, it.opId]),
+        payloads.map((p, i) => [ids[i], p, 'same']),
+      );
     } finally {
       await store.close();
       await dropRedisPrefix(url, prefix);

@@ -80,6 +80,13 @@ const text = (value: string | number): string => (typeof value === 'string' ? va
 
 const toBuffer = (value: Uint8Array): Buffer => Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 
+/** Two enqueue rows alike (a dedup key makes a row unlike any: each item claims its key). */
+function sameRow(a: string[], b: string[]): boolean {
+  if (a.length !== b.length || a[5] !== '' || b[5] !== '') return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Text the store keeps must be well-formed Unicode: a lone surrogate cannot round-trip through UTF-8. */
 function wellFormed(field: string, value: string | null | undefined): void {
   if (typeof value === 'string' && !value.isWellFormed()) {
@@ -290,16 +297,18 @@ export class RedisStore implements Store {
   // Queue
 
   async enqueue(items: NewItem[]): Promise<EnqueueResult[]> {
-    // One JSON argument for the whole batch, every value as text (the bytes HSET stores are the
-    // ones ioredis sent before: String(number)); see q-enqueue.lua for the layout.
+    // Ids and payloads go as plain arguments; the rest of each item as one JSON row, or one row
+    // for the whole batch when only ids and payloads differ (every value as text: the bytes HSET
+    // stores are the ones ioredis sent before, String(number)). See q-enqueue.lua for the layout.
     const rows: string[][] = [];
+    const args: Arg[] = [''];
+    let uniform = true;
     for (const item of items) {
       wellFormed('payload', item.payload);
       wellFormed('meta', item.meta);
       const priority = String(item.priority ?? ITEM_DEFAULTS.priority);
       const dedup = item.dedup ?? null;
       const row = [
-        item.id,
         item.queue,
         priority,
         text(optNum(item.runAt)),
@@ -313,8 +322,6 @@ export class RedisStore implements Store {
         // with a default are not stored when they have it (lib-queue.lua, decodeItem).
         'q',
         item.queue,
-        'p',
-        item.payload,
       ];
       if (priority !== '0') row.push('pr', priority);
       if (item.maxAttempts != null && item.maxAttempts !== ITEM_DEFAULTS.maxAttempts)
@@ -329,9 +336,11 @@ export class RedisStore implements Store {
       if (dedup) row.push('dk', dedup.key);
       if (item.meta != null) row.push('mt', item.meta);
       if (item.opId != null) row.push('op', item.opId);
+      if (uniform && rows.length > 0 && !sameRow(rows[0] as string[], row)) uniform = false;
       rows.push(row);
+      args.push(item.id, item.payload);
     }
-    const args: Arg[] = [JSON.stringify(rows)];
+    args[0] = uniform && rows.length > 0 ? `u${JSON.stringify(rows[0])}` : JSON.stringify(rows);
     const reply = (await this.#call('write', 'q-enqueue', args)) as (string | number)[];
     const out: EnqueueResult[] = [];
     for (let i = 0; i < reply.length; i += 3) {

@@ -1,34 +1,43 @@
 -- needs: common queue
--- enqueue(items), all-or-nothing. ARGV[1] is one JSON array (cjson) with one array of text per
--- item, so a chunk of 1 000 items is one argument instead of ~25 000 for the client to flatten:
---   id, queue, priority, runAt|'', delay, claimTimeout|'', dedupKey|'', dedupTtl|'', dedupMode k|r,
+-- enqueue(items), all-or-nothing. A chunk of 1 000 items is a few arguments, not ~25 000 for the
+-- client to flatten: ARGV[2..] = id, payload of each item in turn (plain arguments: no JSON to
+-- escape or decode), and ARGV[1] is either one JSON array (cjson) with one row per item, or 'u'
+-- followed by one row (JSON) for a batch whose items differ only by id and payload. A row is an
+-- array of text:
+--   queue, priority, runAt|'', delay, claimTimeout|'', dedupKey|'', dedupTtl|'', dedupMode k|r,
 --   opId ('' for null, else '=' + text),
--- then field/value pairs stored as they are (q p; pr ma ctl ftl unless they have their default, see
--- lib-queue.lua; to ct dl dk mt op when set); the script adds s, ra, sq, cr, up, cs and du.
+-- then field/value pairs stored as they are (q; pr ma ctl ftl unless they have their default, see
+-- lib-queue.lua; to ct dl dk mt op when set). The script adds s, p, ra, sq, cr, up, cs and du.
 -- -> id, seq, status (c created | d deduplicated | r replaced) per item
 local now = now_ms()
 local nows = int(now)
+local n = (#ARGV - 1) / 2
+local rows, shared
+if string.sub(ARGV[1], 1, 1) == 'u' then
+  shared = cjson.decode(string.sub(ARGV[1], 2))
+else
+  rows = cjson.decode(ARGV[1])
+end
+local FIRST = 10 -- a row's first field/value pair
 
--- Parse the items and check every id before writing anything.
-local items = {}
-local seen = {}
-for _, a in ipairs(cjson.decode(ARGV[1])) do
-  local it = { id = a[1], queue = a[2], a = a, first = 11, last = #a }
-  local key = Q.ikey(it.id)
-  it.key = key
+-- Check every id before writing anything.
+local keys, curs, seen = {}, {}, {}
+for i = 1, n do
+  local id = ARGV[2 * i]
+  local key = Q.ikey(id)
+  keys[i] = key
   if redis.call('EXISTS', key) == 1 then
     local cur = redis.call('HMGET', key, 's', 'op', 'sq')
-    local op = a[10]
+    local op = (shared or rows[i])[9]
     if cur[1] ~= 'deleted' and not (#op > 1 and cur[2] == string.sub(op, 2)) then
-      return redis.error_reply('ROTA_TASK_EXISTS ' .. it.id)
+      return redis.error_reply('ROTA_TASK_EXISTS ' .. id)
     end
-    it.cur = cur
+    curs[i] = cur
   end
-  if seen[it.id] then
-    return redis.error_reply('ROTA_TASK_EXISTS ' .. it.id)
+  if seen[id] then
+    return redis.error_reply('ROTA_TASK_EXISTS ' .. id)
   end
-  seen[it.id] = true
-  items[#items + 1] = it
+  seen[id] = true
 end
 
 local out = {}
@@ -38,12 +47,18 @@ local function result(id, seq, code)
   out[#out + 1] = code
 end
 
-local last_run_at, last_ras
-for _, it in ipairs(items) do
-  local a, id, queue = it.a, it.id, it.queue
-  local cur = it.cur
-  local run_at = a[4] ~= '' and tonumber(a[4]) or now + tonumber(a[5])
-  local dkey = a[7]
+-- What follows from a row alone, worked out once per row (once per batch for a shared row).
+local a, last, run_at, ras, ct
+for i = 1, n do
+  local row = shared or rows[i]
+  if row ~= a then
+    a, last = row, #row
+    run_at = a[3] ~= '' and tonumber(a[3]) or now + tonumber(a[4])
+    ras = int(run_at)
+    ct = a[5] ~= '' and tonumber(a[5]) or nil
+  end
+  local id, payload, queue, cur = ARGV[2 * i], ARGV[2 * i + 1], a[1], curs[i]
+  local dkey = a[6]
   local done = false
   if cur and cur[1] ~= 'deleted' then
     -- An ambiguous retry of the same opId: already stored.
@@ -54,17 +69,17 @@ for _, it in ipairs(items) do
     local holder_id = redis.call('HGET', dedup, dkey)
     local holder = holder_id and redis.call('HMGET', Q.ikey(holder_id), 's', 'dk', 'du', 'sq')
     if holder and holder[2] == dkey and Q.dedup_active(holder[1], holder[3], now) then
-      if a[9] == 'r' and holder[1] == 'pending' then
+      if a[8] == 'r' and holder[1] == 'pending' then
         -- The pending holder takes the new payload, priority, runAt and (if given) meta.
         local r = Q.load(holder_id, false)
-        for k = it.first, it.last, 2 do
-          local f = a[k]
-          if f == 'p' or f == 'mt' then
-            Q.set(r, f, a[k + 1])
+        Q.set(r, 'p', payload)
+        for k = FIRST, last, 2 do
+          if a[k] == 'mt' then
+            Q.set(r, 'mt', a[k + 1])
           end
         end
-        Q.set(r, 'pr', a[3] ~= '0' and a[3] or nil)
-        Q.set(r, 'ra', int(run_at))
+        Q.set(r, 'pr', a[2] ~= '0' and a[2] or nil)
+        Q.set(r, 'ra', ras)
         Q.set(r, 'up', nows)
         Q.set(r, 'cs', int(Q.next_seq()))
         Q.write(r, now)
@@ -80,31 +95,26 @@ for _, it in ipairs(items) do
   if not done then
     local seq = Q.next_seq()
     local du = nil
-    if dkey ~= '' and a[8] ~= '' then
-      du = int(now + tonumber(a[8]))
+    if dkey ~= '' and a[7] ~= '' then
+      du = int(now + tonumber(a[7]))
     end
     if cur then
       -- Replacing a tombstone: the generic path also leaves its old indexes.
-      local f = { du = du }
-      for k = it.first, it.last, 2 do
+      local f = { du = du, p = payload }
+      for k = FIRST, last, 2 do
         f[a[k]] = a[k + 1]
       end
-      f.ra = int(run_at)
+      f.ra = ras
       Q.write(Q.create(id, f, now, seq, { cur[1], cur[3] }), now)
     else
       local seqs = int(seq)
-      if run_at ~= last_run_at then
-        -- A batch mostly shares one runAt: format it once.
-        last_run_at, last_ras = run_at, int(run_at)
-      end
-      local ras = last_ras
-      redis.call('HSET', it.key, 's', 'pending', 'ra', ras, 'sq', seqs, 'cs', seqs, 'cr', nows, 'up', nows,
-        unpack(a, it.first, it.last))
+      -- The fields looked up most come first in the hash (a listpack, searched from the start).
+      redis.call('HSET', keys[i], 's', 'pending', 'sq', seqs, 'cs', seqs, 'up', nows, 'ra', ras, 'cr', nows,
+        'p', payload, unpack(a, FIRST, last))
       if du then
-        redis.call('HSET', it.key, 'du', du)
+        redis.call('HSET', keys[i], 'du', du)
       end
-      local ct = a[6]
-      Q.index_new(id, queue, a[3], run_at, ras, seqs, ct ~= '' and tonumber(ct) or nil, now)
+      Q.index_new(id, queue, a[2], run_at, ras, seqs, ct, now)
     end
     result(id, seq, 'c')
   end
