@@ -98,21 +98,21 @@ end
 -- Q.flush(), which must run before any script reads an index it may have written. Scores are best
 -- given as the stored decimal text: redis.call prints a number argument with '%.17g', which costs
 -- more than the rest of a ZADD member.
-local function zadd(key, score, member)
-  local b = Q.zbuf[key]
+
+-- The buffer of `key` in `buffers` (created on first use).
+local function buffer(buffers, key)
+  local b = buffers[key]
   if not b then
     b = {}
-    Q.zbuf[key] = b
+    buffers[key] = b
   end
-  b[member] = score
+  return b
+end
+local function zadd(key, score, member)
+  buffer(Q.zbuf, key)[member] = score
 end
 local function zrem(key, member)
-  local b = Q.zbuf[key]
-  if not b then
-    b = {}
-    Q.zbuf[key] = b
-  end
-  b[member] = false
+  buffer(Q.zbuf, key)[member] = false
 end
 
 -- The hot paths (Q.claim_ready, Q.fast_complete, Q.index_new) touch each member at most once per
@@ -120,21 +120,13 @@ end
 -- collect). Q.flush() applies these first; a hot path that follows by-member writes calls
 -- Q.fast_begin() to apply those before it, so writes keep the order of the calls.
 local function fadd(key, score, member)
-  local b = Q.fadds[key]
-  if not b then
-    b = {}
-    Q.fadds[key] = b
-  end
+  local b = buffer(Q.fadds, key)
   local n = #b
   b[n + 1] = score
   b[n + 2] = member
 end
 local function frem(key, member)
-  local b = Q.frems[key]
-  if not b then
-    b = {}
-    Q.frems[key] = b
-  end
+  local b = buffer(Q.frems, key)
   b[#b + 1] = member
 end
 
