@@ -330,6 +330,33 @@ describe('redis store specifics', { skip: !enabled, concurrency: 4, timeout: 60_
     }
   });
 
+  it('falls back to EVALSHA when the server refuses FUNCTION LOAD, unless told functions', async () => {
+    const prefix = newPrefix();
+    const admin = new Redis(url);
+    // A user that may do anything but the FUNCTION command, as an ACL can set it.
+    const user = `rota-nofn-${randomBytes(3).toString('hex')}`;
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-function');
+    const limited = new URL(url);
+    limited.username = user;
+    limited.password = 'pw';
+    let store: Awaited<ReturnType<typeof openStore>> | undefined;
+    try {
+      await assert.rejects(openStore(limited.toString(), { prefix, scripts: 'functions' }));
+      store = await openStore(limited.toString(), { prefix });
+      await store.enqueue([{ id: 'a', queue: 'q', payload: '1' }]);
+      const got = await store.claim({ queue: 'q', owner: 'w', limit: 1, leaseTtl: 30_000 });
+      assert.deepEqual(
+        got.items.map((it) => it.id),
+        ['a'],
+      );
+    } finally {
+      await store?.close();
+      await admin.call('ACL', 'DELUSER', user);
+      admin.disconnect();
+      await dropRedisPrefix(url, prefix);
+    }
+  });
+
   it('a claim restricted to ids applies an expired lease past the per-claim expiry batch', async () => {
     const prefix = newPrefix();
     const store = await openStore(url, { prefix });

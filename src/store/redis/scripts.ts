@@ -51,13 +51,12 @@ export interface Script {
   /** The EVAL form: libraries, then the body. */
   readonly body: string;
   readonly sha: string;
-  /** The Redis Functions form: this function of library {@link library}. */
+  /** The Redis Functions form: the function's name. */
   readonly fn: string;
-  readonly library: string;
 }
 
 /** A Redis Functions library: every script that needs the same libraries. */
-export interface FunctionLibrary {
+interface FunctionLibrary {
   readonly name: string;
   /** `FUNCTION LOAD` text (with its `#!lua name=` line). */
   readonly code: string;
@@ -109,7 +108,7 @@ function load(): Loaded {
     libraries.set(library, { name: library, code });
     for (const [name, m] of registrations) {
       const body = `${prelude}\nlocal main = ${m}\nreturn main(KEYS, ARGV)`;
-      scripts.set(name, { name, body, sha: sha1(body), fn: fnName(name), library });
+      scripts.set(name, { name, body, sha: sha1(body), fn: fnName(name) });
     }
   }
   cache = { scripts, libraries };
@@ -121,10 +120,6 @@ export function loadScripts(): Map<ScriptName, Script> {
   return load().scripts;
 }
 
-/** The Redis Functions libraries of {@link loadScripts}. */
-export function loadLibraries(): Map<string, FunctionLibrary> {
-  return load().libraries;
-}
 
 export type Arg = string | Buffer | number;
 
@@ -133,7 +128,7 @@ const isReplyError = (err: unknown) => err instanceof Error && err.name === 'Rep
 /** Runs scripts by FCALL or EVALSHA with KEYS[1] = the hash-tagged prefix. */
 export class ScriptRunner {
   readonly #scripts = loadScripts();
-  readonly #libraries = loadLibraries();
+  readonly #libraries = load().libraries;
   readonly #base: string;
   readonly #want: ScriptMode | 'auto';
   #mode: ScriptMode;
@@ -142,11 +137,6 @@ export class ScriptRunner {
     this.#base = base;
     this.#want = mode;
     this.#mode = mode === 'eval' ? 'eval' : 'functions';
-  }
-
-  /** How scripts run (known after {@link preload}). */
-  get mode(): ScriptMode {
-    return this.#mode;
   }
 
   #get(name: ScriptName): Script {
