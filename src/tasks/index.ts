@@ -785,7 +785,12 @@ export class Tasks {
   #workerOptions(options: WorkerOptions | undefined, batch: boolean): ResolvedWorkerOptions {
     const o = checkOptions('options', options, WORKER_KEYS) as WorkerOptions;
     const concurrency = checkInt('options.concurrency', o.concurrency ?? 1, 1, 10_000);
-    const batchSize = checkInt('options.batchSize', o.batchSize ?? (batch ? 10 : concurrency), 1, 10_000);
+    const batchSize = checkInt(
+      'options.batchSize',
+      o.batchSize ?? (batch ? 10 : Math.min(2 * concurrency, 10_000)),
+      1,
+      10_000,
+    );
     let prefetch: number | 'auto' = 'auto';
     if (o.prefetch !== undefined && o.prefetch !== 'auto')
       prefetch = checkInt('options.prefetch', o.prefetch, 0, 10_000);

@@ -88,7 +88,10 @@ export type BatchHandler<P = unknown, R = unknown> = (
 export interface WorkerOptions {
   /** Handler calls running at once. Default 1. */
   concurrency?: number;
-  /** Most tasks per claim (`work`, default `concurrency`) / per handler call (`workBatch`, default 10). */
+  /**
+   * Most tasks per claim (`work`, default `2 × concurrency`: with prefetching, fewer and larger
+   * claims) / per handler call (`workBatch`, default 10).
+   */
   batchSize?: number;
   /**
    * Tasks claimed ahead of free slots. Default `'auto'`: one batch while handlers take under

@@ -591,6 +591,34 @@ describe('tasks worker (memory, manual clock)', () => {
     });
   });
 
+  it('TA-36b a worker claims up to 2 × concurrency tasks in one claim by default (batchSize)', async () => {
+    await withManualCluster({ nodes: 1 }, async (cluster) => {
+      const node = cluster.node('n1');
+      const { tasks } = node.rota;
+      await tasks.enqueueMany(
+        'q',
+        Array.from({ length: 6 }, (_, i) => ({ payload: i })),
+      );
+      const before = node.faults.calls.get('claim') ?? 0;
+      // Two slots and two prefetched: room for 4, which the default batchSize (4) fills at once.
+      const worker = tasks.work(
+        'q',
+        async () => {
+          await new Promise<void>(() => undefined);
+        },
+        { concurrency: 2, prefetch: 2, abortGrace: 100 },
+      );
+      await advanceUntil(cluster, () => worker.held === 4, 'two running and two prefetched');
+      await cluster.advance(1000);
+      assert.equal(worker.held, 4);
+      assert.equal((node.faults.calls.get('claim') ?? 0) - before, 1, 'one claim took all four');
+      assert.equal((await tasks.counts('q')).q?.pending, 2);
+      const closing = worker.close({ timeout: 200 }).catch((err: unknown) => err);
+      await cluster.advance(1000);
+      assert.equal(((await closing) as { code?: string }).code, 'ROTA_STOP_TIMEOUT');
+    });
+  });
+
   it('TA-37 pause stops claiming; resume restarts it', async () => {
     await withManualCluster({ nodes: 1 }, async (cluster) => {
       const node = cluster.node('n1');

@@ -120,7 +120,6 @@ export function loadScripts(): Map<ScriptName, Script> {
   return load().scripts;
 }
 
-
 export type Arg = string | Buffer | number;
 
 const isReplyError = (err: unknown) => err instanceof Error && err.name === 'ReplyError';
