@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { delay } from '../../src/store/conformance/helpers.js';
-import type { Store } from '../../src/store/port.js';
+import type { QueueItem, Store } from '../../src/store/port.js';
 import { backendOf, needsServer, withSchema } from './helpers.js';
 
 async function until(what: string, check: () => boolean, ms = 5_000): Promise<void> {
@@ -43,6 +43,63 @@ describe('postgres queue wake-ups', needsServer, () => {
       await delay(200);
       assert.equal(wakes.get(writer), 1);
       assert.equal(wakes.get(other), 1);
+    });
+  });
+
+  it('an enqueue the hand-off claims in full wakes nobody; what it leaves pending wakes as usual', async () => {
+    await withSchema(async (open) => {
+      const writer = await open();
+      const other = await open();
+      const wakes = new Map<Store, number>([
+        [writer, 0],
+        [other, 0],
+      ]);
+      for (const store of [writer, other])
+        store.subscribe('q', () => wakes.set(store, (wakes.get(store) ?? 0) + 1));
+      await until('both LISTEN connections', () =>
+        [writer, other].every((s) => backendOf(s).listenerConnects >= 1),
+      );
+      const got: QueueItem[][] = [];
+      const box = (writer.handoff as NonNullable<Store['handoff']>)((items) => got.push(items));
+      const parkFor = async (limit: number) => {
+        const res = await writer.claim({
+          queue: 'q',
+          owner: 'w',
+          limit,
+          leaseTtl: 30_000,
+          start: true,
+          park: { mailbox: box.id, ttl: 10_000 },
+        });
+        assert.equal(res.items.length, 0);
+      };
+      await delay(50);
+      wakes.set(writer, 0);
+      wakes.set(other, 0);
+
+      // Parked for 5, one item: it goes straight to running, nothing became runnable.
+      await parkFor(5);
+      await writer.enqueue([{ id: 'a', queue: 'q', payload: '{}' }]);
+      assert.deepEqual(
+        got.map((items) => items.map((i) => [i.id, i.state])),
+        [[['a', 'running']]],
+      );
+      await delay(300);
+      assert.deepEqual([wakes.get(writer), wakes.get(other)], [0, 0], 'no wake-up, no NOTIFY');
+
+      // Parked for 1, two items: the second stays pending, and both clients hear of it.
+      await parkFor(1);
+      await writer.enqueue([
+        { id: 'b', queue: 'q', payload: '{}' },
+        { id: 'c', queue: 'q', payload: '{}' },
+      ]);
+      assert.deepEqual(
+        got.map((items) => items.map((i) => i.id)),
+        [['a'], ['b']],
+      );
+      assert.equal((await writer.getItem('c'))?.state, 'pending');
+      assert.equal(wakes.get(writer), 1);
+      await until("the other client's wake", () => (wakes.get(other) ?? 0) > 0);
+      box.close();
     });
   });
 });

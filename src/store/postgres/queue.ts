@@ -2,8 +2,9 @@
  * The Queue half of the port over PostgreSQL. Every call is one round trip to a server-side
  * function (sql/migrations/1/06-queue-writes.sql, 07-queue-reads.sql; claims restricted to ids:
  * sql/migrations/2/01-claim-ids.sql; enqueue and claims as version 3 rewrote them:
- * sql/migrations/3/; enqueue and hand-off as version 4 has them: sql/migrations/4/) that implements
- * the queue model of src/store/queue-model.ts in SQL.
+ * sql/migrations/3/; enqueue and hand-off as version 4 has them: sql/migrations/4/; the enqueue
+ * entry points in PL/pgSQL: sql/migrations/5/) that implements the queue model of
+ * src/store/queue-model.ts in SQL.
  */
 import { toSafeInteger } from '../keys.js';
 import type {
@@ -90,7 +91,9 @@ export class PgQueue {
         r_item?: ItemRow | null;
       }>(
         park ? query(`${name}-claim`) : query(name),
-        park ? [...args, queue, park.owner, park.limit, park.leaseTtl, park.start] : args,
+        park
+          ? [...args, queue, park.owner, Math.min(park.limit, items.length), park.leaseTtl, park.start]
+          : args,
         // A concurrent enqueue of the same id: run again, the duplicate check then decides.
         { write: true, rerunOn: ['23505'] },
       );
@@ -101,7 +104,14 @@ export class PgQueue {
         else rows.push(row);
       }
       rows.sort((a, b) => (a.r_ord as number) - (b.r_ord as number));
-      this.#written(new Set(rows.filter((r) => r.r_status !== 'deduplicated').map((r) => r.r_queue)));
+      // Items the hand-off claimed went straight to running: nobody needs waking for them (a
+      // one-item enqueue to an idle worker sends no NOTIFY and wakes no local subscriber).
+      const started = new Set(claimed.map((item) => item.id));
+      this.#written(
+        new Set(
+          rows.filter((r) => r.r_status !== 'deduplicated' && !started.has(r.r_id)).map((r) => r.r_queue),
+        ),
+      );
       const result = rows.map((r) => ({
         id: r.r_id,
         seq: toSafeInteger(r.r_seq, 'seq'),
