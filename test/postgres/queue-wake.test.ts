@@ -17,24 +17,30 @@ async function until(what: string, check: () => boolean, ms = 5_000): Promise<vo
   }
 }
 
+/** Two clients of one schema, each subscribed to queue `q`; `wakes` counts from zero once both listen. */
+async function twoSubscribedClients(open: () => Promise<Store>) {
+  const writer = await open();
+  const other = await open();
+  const wakes = new Map<Store, number>([
+    [writer, 0],
+    [other, 0],
+  ]);
+  for (const store of [writer, other])
+    store.subscribe('q', () => wakes.set(store, (wakes.get(store) ?? 0) + 1));
+  // Each LISTEN connection wakes its subscribers when it (re)connects; count from after that.
+  await until('both LISTEN connections', () =>
+    [writer, other].every((s) => backendOf(s).listenerConnects >= 1),
+  );
+  await delay(50);
+  wakes.set(writer, 0);
+  wakes.set(other, 0);
+  return { writer, other, wakes };
+}
+
 describe('postgres queue wake-ups', needsServer, () => {
   it("an enqueue wakes the writer's subscribers once and another client's through NOTIFY", async () => {
     await withSchema(async (open) => {
-      const writer = await open();
-      const other = await open();
-      const wakes = new Map<Store, number>([
-        [writer, 0],
-        [other, 0],
-      ]);
-      for (const store of [writer, other])
-        store.subscribe('q', () => wakes.set(store, (wakes.get(store) ?? 0) + 1));
-      // Each LISTEN connection wakes its subscribers when it (re)connects; count from after that.
-      await until('both LISTEN connections', () =>
-        [writer, other].every((s) => backendOf(s).listenerConnects >= 1),
-      );
-      await delay(50);
-      wakes.set(writer, 0);
-      wakes.set(other, 0);
+      const { writer, other, wakes } = await twoSubscribedClients(open);
 
       await writer.enqueue([{ id: 'a', queue: 'q', payload: '{}' }]);
       assert.equal(wakes.get(writer), 1, 'woken at once by its own write');
@@ -48,17 +54,7 @@ describe('postgres queue wake-ups', needsServer, () => {
 
   it('an enqueue the hand-off claims in full wakes nobody; what it leaves pending wakes as usual', async () => {
     await withSchema(async (open) => {
-      const writer = await open();
-      const other = await open();
-      const wakes = new Map<Store, number>([
-        [writer, 0],
-        [other, 0],
-      ]);
-      for (const store of [writer, other])
-        store.subscribe('q', () => wakes.set(store, (wakes.get(store) ?? 0) + 1));
-      await until('both LISTEN connections', () =>
-        [writer, other].every((s) => backendOf(s).listenerConnects >= 1),
-      );
+      const { writer, other, wakes } = await twoSubscribedClients(open);
       const got: QueueItem[][] = [];
       const box = (writer.handoff as NonNullable<Store['handoff']>)((items) => got.push(items));
       const parkFor = async (limit: number) => {
@@ -72,9 +68,6 @@ describe('postgres queue wake-ups', needsServer, () => {
         });
         assert.equal(res.items.length, 0);
       };
-      await delay(50);
-      wakes.set(writer, 0);
-      wakes.set(other, 0);
 
       // Parked for 5, one item: it goes straight to running, nothing became runnable.
       await parkFor(5);
