@@ -37,6 +37,24 @@ async function twoSubscribedClients(open: () => Promise<Store>) {
   return { writer, other, wakes };
 }
 
+/** A mailbox on `store` and a way to park a short claim for it on queue `q`. */
+function parkedWorker(store: Store) {
+  const got: QueueItem[][] = [];
+  const box = (store.handoff as NonNullable<Store['handoff']>)((items) => got.push(items));
+  const parkFor = async (limit: number) => {
+    const res = await store.claim({
+      queue: 'q',
+      owner: 'w',
+      limit,
+      leaseTtl: 30_000,
+      start: true,
+      park: { mailbox: box.id, ttl: 10_000 },
+    });
+    assert.equal(res.items.length, 0);
+  };
+  return { got, box, parkFor };
+}
+
 describe('postgres queue wake-ups', needsServer, () => {
   it("an enqueue wakes the writer's subscribers once and another client's through NOTIFY", async () => {
     await withSchema(async (open) => {
@@ -55,19 +73,7 @@ describe('postgres queue wake-ups', needsServer, () => {
   it('an enqueue the hand-off claims in full wakes nobody; what it leaves pending wakes as usual', async () => {
     await withSchema(async (open) => {
       const { writer, other, wakes } = await twoSubscribedClients(open);
-      const got: QueueItem[][] = [];
-      const box = (writer.handoff as NonNullable<Store['handoff']>)((items) => got.push(items));
-      const parkFor = async (limit: number) => {
-        const res = await writer.claim({
-          queue: 'q',
-          owner: 'w',
-          limit,
-          leaseTtl: 30_000,
-          start: true,
-          park: { mailbox: box.id, ttl: 10_000 },
-        });
-        assert.equal(res.items.length, 0);
-      };
+      const { got, box, parkFor } = parkedWorker(writer);
 
       // Parked for 5, one item: it goes straight to running, nothing became runnable.
       await parkFor(5);
@@ -92,6 +98,27 @@ describe('postgres queue wake-ups', needsServer, () => {
       assert.equal((await writer.getItem('c'))?.state, 'pending');
       assert.equal(wakes.get(writer), 1);
       await until("the other client's wake", () => (wakes.get(other) ?? 0) > 0);
+      box.close();
+    });
+  });
+
+  it('a hand-off claims at most as many tasks as the enqueue wrote, in claim order', async () => {
+    await withSchema(async (open) => {
+      const { writer, other, wakes } = await twoSubscribedClients(open);
+      const { got, box, parkFor } = parkedWorker(writer);
+      await parkFor(5);
+      // Another client's enqueue does not hand off on PostgreSQL: 'x' waits, pending.
+      await other.enqueue([{ id: 'x', queue: 'q', payload: '{}' }]);
+      await until("the writer's wake", () => (wakes.get(writer) ?? 0) > 0);
+      wakes.set(writer, 0);
+      // One item written, so one claimed: the older 'x' by claim order; 'y' stays pending and wakes.
+      await writer.enqueue([{ id: 'y', queue: 'q', payload: '{}' }]);
+      assert.deepEqual(
+        got.map((items) => items.map((i) => i.id)),
+        [['x']],
+      );
+      assert.equal((await writer.getItem('y'))?.state, 'pending');
+      assert.equal(wakes.get(writer), 1);
       box.close();
     });
   });
