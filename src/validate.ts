@@ -125,6 +125,48 @@ export function checkSize(field: string, bytes: number, max: number): void {
  * symbols, bigint, cycles, non-finite numbers) and anything over `maxBytes`.
  */
 export function toJsonText(field: string, value: unknown, maxBytes: number): string {
+  if (!jsonSafe(value, true, [])) explainUnsafeJson(field, value);
+  const text = JSON.stringify(value);
+  checkSize(field, utf8Length(text), maxBytes);
+  return text;
+}
+
+/**
+ * The check of `toJsonText` without paths: building a path string for every value was most of the
+ * check's cost in a bulk enqueue. `parents` holds the objects being walked (a cycle returns to one).
+ */
+function jsonSafe(v: unknown, top: boolean, parents: object[]): boolean {
+  switch (typeof v) {
+    case 'function':
+    case 'symbol':
+    case 'bigint':
+      return false;
+    case 'number':
+      return Number.isFinite(v);
+    case 'undefined':
+      return !top;
+    case 'object': {
+      if (v === null || v instanceof Date) return true;
+      if (parents.includes(v)) return false;
+      parents.push(v);
+      let ok = true;
+      if (Array.isArray(v)) {
+        for (let i = 0; ok && i < v.length; i++) ok = jsonSafe(v[i], false, parents);
+      } else {
+        const o = v as Record<string, unknown>;
+        const keys = Object.keys(o);
+        for (let i = 0; ok && i < keys.length; i++) ok = jsonSafe(o[keys[i] as string], false, parents);
+      }
+      parents.pop();
+      return ok;
+    }
+    default:
+      return true;
+  }
+}
+
+/** Throw the error that names what `jsonSafe` refused in `value`, and where. */
+function explainUnsafeJson(field: string, value: unknown): never {
   const seen = new Set<object>();
   const walk = (v: unknown, path: string): void => {
     switch (typeof v) {
@@ -155,7 +197,6 @@ export function toJsonText(field: string, value: unknown, maxBytes: number): str
     }
   };
   walk(value, field);
-  const text = JSON.stringify(value);
-  checkSize(field, utf8Length(text), maxBytes);
-  return text;
+  // jsonSafe and walk apply the same rules: not reached.
+  invalid(field, 'is not JSON-serialisable');
 }

@@ -1,19 +1,11 @@
 /** Key ordering and byte-size helpers shared by backends. */
 import { RevisionOverflowError } from '../errors.js';
 
-const encoder = new TextEncoder();
-
-/** UTF-8 byte length of a string. */
+/** UTF-8 byte length of a string (a lone surrogate counts as the 3 bytes of U+FFFD, as encoders write it). */
 export function utf8Length(value: string): number {
-  // Fast path for ASCII, which every Rota-built key is (names are percent-encoded).
-  let ascii = true;
-  for (let i = 0; i < value.length; i++) {
-    if (value.charCodeAt(i) > 0x7f) {
-      ascii = false;
-      break;
-    }
-  }
-  return ascii ? value.length : encoder.encode(value).length;
+  // Native and vectorised; a JavaScript loop over the characters of every payload was 6% of a
+  // bulk enqueue's client CPU.
+  return Buffer.byteLength(value, 'utf8');
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { uuidv7 } from '../../src/core/ids.js';
 import { compareKeys, prefixEnd, toSafeInteger, utf8Length } from '../../src/store/keys.js';
 import { ManualClock, skewedClock, sleep } from '../../src/time/clock.js';
 import { Channel } from '../../src/util/channel.js';
@@ -20,6 +21,20 @@ describe('keys', () => {
     assert.equal(toSafeInteger(5n), 5);
     assert.equal(toSafeInteger('42'), 42);
     assert.throws(() => toSafeInteger(2n ** 60n), { code: 'ROTA_REVISION_OVERFLOW' });
+  });
+});
+
+describe('uuidv7', () => {
+  it('encodes the millisecond, version 7 and variant bits, and sorts in creation order', () => {
+    const id = uuidv7(0x0123_4567_89ab);
+    assert.match(id, /^01234567-89ab-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // Several ids per millisecond (a counter), more than one random-pool refill's worth.
+    const ids = Array.from({ length: 5_000 }, (_, i) => uuidv7(1_700_000_000_000 + Math.floor(i / 3)));
+    for (const x of ids)
+      assert.match(x, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.deepEqual([...ids].sort(), ids);
+    assert.equal(new Set(ids).size, ids.length);
+    assert.equal(Number.parseInt(ids[0]?.replace('-', '').slice(0, 12) ?? '', 16), 1_700_000_000_000);
   });
 });
 
@@ -105,5 +120,28 @@ describe('validation helpers', () => {
       assert.throws(() => toJsonText('p', bad, 100), { code: 'ROTA_INVALID_ARGUMENT' });
     }
     assert.throws(() => toJsonText('p', 'x'.repeat(200), 100), { code: 'ROTA_PAYLOAD_TOO_LARGE' });
+  });
+  it('toJsonText names the path of what it refuses, and takes what JSON carries', () => {
+    // The check runs without paths first; the error still names where the problem is.
+    const cases: [unknown, RegExp][] = [
+      [{ a: [1, { b: Symbol('s') }] }, /^p\.a\[1\]\.b: is not JSON-serialisable \(symbol\)/],
+      [{ a: { b: [Number.POSITIVE_INFINITY] } }, /^p\.a\.b\[0\]: is not a finite number/],
+      [[0, [0, 0, 3n]], /^p\[1\]\[2\]: is not JSON-serialisable \(bigint\)/],
+    ];
+    for (const [bad, message] of cases) {
+      assert.throws(() => toJsonText('p', bad, 1000), { code: 'ROTA_INVALID_ARGUMENT', message });
+    }
+    const deep: Record<string, unknown> = { n: {} };
+    (deep.n as Record<string, unknown>).back = deep;
+    assert.throws(() => toJsonText('p', deep, 1000), { message: /^p\.n\.back: contains a cycle/ });
+    // A shared object is not a cycle; undefined inside objects and arrays, and dates, are JSON's own.
+    const shared = { x: 1 };
+    assert.equal(toJsonText('p', { a: shared, b: [shared] }, 1000), '{"a":{"x":1},"b":[{"x":1}]}');
+    assert.equal(toJsonText('p', { u: undefined, l: [undefined] }, 1000), '{"l":[null]}');
+    assert.equal(toJsonText('p', { d: new Date(0) }, 1000), '{"d":"1970-01-01T00:00:00.000Z"}');
+    // The size counts UTF-8 bytes: 'é' is 2, an escaped lone surrogate 6 ASCII bytes.
+    assert.equal(toJsonText('p', 'éé', 6), '"éé"');
+    assert.throws(() => toJsonText('p', 'ééé', 7), { code: 'ROTA_PAYLOAD_TOO_LARGE' });
+    assert.equal(utf8Length('\ud800'), 3);
   });
 });
