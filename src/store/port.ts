@@ -33,7 +33,10 @@ export interface StoreCapabilities {
   readonly maxValueBytes: number;
   /** Lease TTLs are rounded up to a multiple of this (1 000 ms on every backend: etcd's granularity). */
   readonly leaseGranularityMs: number;
-  /** Rough queue capacity class, for docs and warnings: `high` (thousands/s), `low` (etcd: hundreds/s). */
+  /**
+   * Rough queue capacity class: `high` (thousands/s), `low` (etcd: hundreds/s). Workers claim in
+   * larger batches by default on `high` stores.
+   */
   readonly queueThroughput: 'high' | 'low';
 }
 

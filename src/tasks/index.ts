@@ -785,9 +785,13 @@ export class Tasks {
   #workerOptions(options: WorkerOptions | undefined, batch: boolean): ResolvedWorkerOptions {
     const o = checkOptions('options', options, WORKER_KEYS) as WorkerOptions;
     const concurrency = checkInt('options.concurrency', o.concurrency ?? 1, 1, 10_000);
+    // Larger claims spread a claim's round trip and commit over more tasks (a PostgreSQL worker at
+    // concurrency 10 drained 28% faster with claims of 40 than of 20); on etcd they only split into
+    // more transactions and came back slower.
+    const claimFactor = this.#ctx.store.capabilities.queueThroughput === 'high' ? 4 : 2;
     const batchSize = checkInt(
       'options.batchSize',
-      o.batchSize ?? (batch ? 10 : Math.min(2 * concurrency, 10_000)),
+      o.batchSize ?? (batch ? 10 : Math.min(claimFactor * concurrency, 10_000)),
       1,
       10_000,
     );

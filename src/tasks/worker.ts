@@ -89,8 +89,8 @@ export interface WorkerOptions {
   /** Handler calls running at once. Default 1. */
   concurrency?: number;
   /**
-   * Most tasks per claim (`work`, default `2 × concurrency`: with prefetching, fewer and larger
-   * claims) / per handler call (`workBatch`, default 10).
+   * Most tasks per claim (`work`, default `4 × concurrency`, `2 × concurrency` on etcd: with
+   * prefetching, fewer and larger claims) / per handler call (`workBatch`, default 10).
    */
   batchSize?: number;
   /**

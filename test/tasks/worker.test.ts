@@ -1,8 +1,11 @@
 /** tasks.md §4, BullMQ / pg-boss features: the worker API (TA-21 … TA-37). */
 import { describe, it } from 'node:test';
 import { RejectError, RetryAtError, UnrecoverableError } from '../../src/errors.js';
+import { MemoryEngine } from '../../src/store/memory/index.js';
+import type { ClaimRequest, Store } from '../../src/store/port.js';
 import { backoffDelay } from '../../src/tasks/backoff.js';
 import type { Task } from '../../src/tasks/index.js';
+import { createTestCluster } from '../../src/testing/index.js';
 import {
   allStores,
   assert,
@@ -591,32 +594,77 @@ describe('tasks worker (memory, manual clock)', () => {
     });
   });
 
-  it('TA-36b a worker claims up to 2 × concurrency tasks in one claim by default (batchSize)', async () => {
+  it('TA-36b a worker claims up to 4 × concurrency tasks in one claim by default (batchSize)', async () => {
     await withManualCluster({ nodes: 1 }, async (cluster) => {
       const node = cluster.node('n1');
       const { tasks } = node.rota;
       await tasks.enqueueMany(
         'q',
-        Array.from({ length: 6 }, (_, i) => ({ payload: i })),
+        Array.from({ length: 10 }, (_, i) => ({ payload: i })),
       );
       const before = node.faults.calls.get('claim') ?? 0;
-      // Two slots and two prefetched: room for 4, which the default batchSize (4) fills at once.
+      // Two slots and six prefetched: room for 8, which the default batchSize (8) fills at once.
       const worker = tasks.work(
         'q',
         async () => {
           await new Promise<void>(() => undefined);
         },
-        { concurrency: 2, prefetch: 2, abortGrace: 100 },
+        { concurrency: 2, prefetch: 6, abortGrace: 100 },
       );
-      await advanceUntil(cluster, () => worker.held === 4, 'two running and two prefetched');
+      await advanceUntil(cluster, () => worker.held === 8, 'two running and six prefetched');
       await cluster.advance(1000);
-      assert.equal(worker.held, 4);
-      assert.equal((node.faults.calls.get('claim') ?? 0) - before, 1, 'one claim took all four');
+      assert.equal(worker.held, 8);
+      assert.equal((node.faults.calls.get('claim') ?? 0) - before, 1, 'one claim took all eight');
       assert.equal((await tasks.counts('q')).q?.pending, 2);
       const closing = worker.close({ timeout: 200 }).catch((err: unknown) => err);
       await cluster.advance(1000);
       assert.equal(((await closing) as { code?: string }).code, 'ROTA_STOP_TIMEOUT');
     });
+  });
+
+  it('TA-36c on a store of low queue throughput (etcd) a claim takes at most 2 × concurrency by default', async () => {
+    const engine = new MemoryEngine();
+    const limits: number[] = [];
+    // The memory store as etcd describes itself, recording each claim's limit.
+    const lowThroughput = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, key) {
+          if (key === 'capabilities') return { ...target.capabilities, queueThroughput: 'low' };
+          if (key === 'claim')
+            return (request: ClaimRequest) => {
+              limits.push(request.limit);
+              return target.claim(request);
+            };
+          const value = Reflect.get(target, key, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+    const cluster = await createTestCluster({
+      nodes: 1,
+      store: async () => lowThroughput(engine.client()),
+      clock: 'real',
+    });
+    try {
+      const { tasks } = cluster.node('n1').rota;
+      await tasks.enqueueMany(
+        'q',
+        Array.from({ length: 10 }, (_, i) => ({ payload: i })),
+      );
+      const worker = tasks.work(
+        'q',
+        async () => {
+          await new Promise<void>(() => undefined);
+        },
+        { concurrency: 2, prefetch: 6, abortGrace: 100 },
+      );
+      // Room for 8, claimed 4 at a time.
+      await eventually(() => worker.held === 8, 5_000, 'two running and six prefetched');
+      assert.deepEqual(limits.slice(0, 2), [4, 4]);
+      assert.ok(limits.every((n) => n <= 4));
+      await worker.close({ timeout: 200 }).catch(() => undefined);
+    } finally {
+      await cluster.close();
+    }
   });
 
   it('TA-37 pause stops claiming; resume restarts it', async () => {
