@@ -3,7 +3,8 @@
  * function (sql/migrations/1/06-queue-writes.sql, 07-queue-reads.sql; claims restricted to ids:
  * sql/migrations/2/01-claim-ids.sql; enqueue and claims as version 3 rewrote them:
  * sql/migrations/3/; enqueue and hand-off as version 4 has them: sql/migrations/4/; the enqueue
- * entry points in PL/pgSQL: sql/migrations/5/) that implements the queue model of
+ * entry points in PL/pgSQL: sql/migrations/5/; settle planned by primary key whatever the
+ * statistics: sql/migrations/6/) that implements the queue model of
  * src/store/queue-model.ts in SQL.
  */
 import { toSafeInteger } from '../keys.js';
