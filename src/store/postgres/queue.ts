@@ -81,7 +81,9 @@ export class PgQueue {
       ? [records.map((r) => r.id), records.map((r) => r.payload), JSON.stringify(common)]
       : [JSON.stringify(records)];
     return this.#handoff.serve(queue, async (park) => {
-      const name = common ? 'queue-enqueue-uniform' : 'queue-enqueue';
+      if (common && !park)
+        return { result: await this.#enqueueUniform(records, args, queue as string), claimed: [] };
+      // Answered row by row: a batch of any shape, or one with a claim for a parked worker.
       const res = await this.#db.run<{
         r_ord: number | null;
         r_id: string;
@@ -91,7 +93,7 @@ export class PgQueue {
         // A claimed row as JSON (row_to_json): bigints arrive as numbers, which itemOf also takes.
         r_item?: ItemRow | null;
       }>(
-        park ? query(`${name}-claim`) : query(name),
+        park ? query(common ? 'queue-enqueue-uniform-claim' : 'queue-enqueue-claim') : query('queue-enqueue'),
         park
           ? [...args, queue, park.owner, Math.min(park.limit, items.length), park.leaseTtl, park.start]
           : args,
@@ -120,6 +122,26 @@ export class PgQueue {
       }));
       return { result, claimed };
     });
+  }
+
+  /** A uniform batch without hand-off: one answer row (seqs; ids and statuses unless all were created). */
+  async #enqueueUniform(records: NewItemRecord[], args: unknown[], queue: string): Promise<EnqueueResult[]> {
+    const res = await this.#db.run<{ seqs: string[]; ids: string[] | null; statuses: string[] | null }>(
+      query('queue-enqueue-uniform'),
+      args,
+      { write: true, rerunOn: ['23505'] },
+    );
+    const { seqs, ids, statuses } = res.rows[0] as {
+      seqs: string[];
+      ids: string[] | null;
+      statuses: string[] | null;
+    };
+    if (statuses === null || statuses.some((s) => s !== 'deduplicated')) this.#written([queue]);
+    return records.map((r, i) => ({
+      id: ids === null ? r.id : (ids[i] as string),
+      seq: toSafeInteger(seqs[i] as string, 'seq'),
+      status: statuses === null ? 'created' : (statuses[i] as EnqueueResult['status']),
+    }));
   }
 
   /** See {@link Store.handoff}: only this client's enqueues hand off (LocalHandoff). */
