@@ -125,78 +125,60 @@ export function checkSize(field: string, bytes: number, max: number): void {
  * symbols, bigint, cycles, non-finite numbers) and anything over `maxBytes`.
  */
 export function toJsonText(field: string, value: unknown, maxBytes: number): string {
-  if (!jsonSafe(value, true, [])) explainUnsafeJson(field, value);
+  const problem = jsonProblem(value, true, []);
+  if (problem) {
+    const at = problem.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('');
+    invalid(`${field}${at}`, problem.reason);
+  }
   const text = JSON.stringify(value);
   checkSize(field, utf8Length(text), maxBytes);
   return text;
 }
 
+/** What JSON cannot carry faithfully in a value: why, and the keys that lead to it. */
+interface JsonProblem {
+  path: (string | number)[];
+  reason: string;
+}
+
 /**
- * The check of `toJsonText` without paths: building a path string for every value was most of the
- * check's cost in a bulk enqueue. `parents` holds the objects being walked (a cycle returns to one).
+ * The first thing in `v` JSON cannot carry faithfully, or null. The path is built only for a
+ * problem, as the recursion unwinds: a path string per value was most of the check's cost in a
+ * bulk enqueue. `parents` holds the objects being walked (a cycle returns to one).
  */
-function jsonSafe(v: unknown, top: boolean, parents: object[]): boolean {
+function jsonProblem(v: unknown, top: boolean, parents: object[]): JsonProblem | null {
   switch (typeof v) {
     case 'function':
     case 'symbol':
     case 'bigint':
-      return false;
+      return { path: [], reason: `is not JSON-serialisable (${typeof v})` };
     case 'number':
-      return Number.isFinite(v);
+      return Number.isFinite(v) ? null : { path: [], reason: `is not a finite number (${v})` };
     case 'undefined':
-      return !top;
+      return top ? { path: [], reason: 'must not be undefined' } : null;
     case 'object': {
-      if (v === null || v instanceof Date) return true;
-      if (parents.includes(v)) return false;
+      if (v === null || v instanceof Date) return null;
+      if (parents.includes(v)) return { path: [], reason: 'contains a cycle' };
       parents.push(v);
-      let ok = true;
+      let found: JsonProblem | null = null;
       if (Array.isArray(v)) {
-        for (let i = 0; ok && i < v.length; i++) ok = jsonSafe(v[i], false, parents);
+        for (let i = 0; found === null && i < v.length; i++) {
+          found = jsonProblem(v[i], false, parents);
+          found?.path.unshift(i);
+        }
       } else {
         const o = v as Record<string, unknown>;
         const keys = Object.keys(o);
-        for (let i = 0; ok && i < keys.length; i++) ok = jsonSafe(o[keys[i] as string], false, parents);
+        for (let i = 0; found === null && i < keys.length; i++) {
+          const key = keys[i] as string;
+          found = jsonProblem(o[key], false, parents);
+          found?.path.unshift(key);
+        }
       }
       parents.pop();
-      return ok;
+      return found;
     }
     default:
-      return true;
+      return null;
   }
-}
-
-/** Throw the error that names what `jsonSafe` refused in `value`, and where. */
-function explainUnsafeJson(field: string, value: unknown): never {
-  const seen = new Set<object>();
-  const walk = (v: unknown, path: string): void => {
-    switch (typeof v) {
-      case 'function':
-      case 'symbol':
-      case 'bigint':
-        invalid(path, `is not JSON-serialisable (${typeof v})`);
-        break;
-      case 'number':
-        if (!Number.isFinite(v)) invalid(path, `is not a finite number (${v})`);
-        break;
-      case 'undefined':
-        if (path === field) invalid(path, 'must not be undefined');
-        break;
-      case 'object': {
-        if (v === null) return;
-        if (seen.has(v)) invalid(path, 'contains a cycle');
-        if (v instanceof Date) return;
-        seen.add(v);
-        if (Array.isArray(v)) {
-          v.forEach((x, i) => {
-            walk(x, `${path}[${i}]`);
-          });
-        } else for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
-        seen.delete(v);
-        break;
-      }
-    }
-  };
-  walk(value, field);
-  // jsonSafe and walk apply the same rules: not reached.
-  invalid(field, 'is not JSON-serialisable');
 }

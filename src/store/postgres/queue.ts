@@ -126,16 +126,12 @@ export class PgQueue {
 
   /** A uniform batch without hand-off: one answer row (seqs; ids and statuses unless all were created). */
   async #enqueueUniform(records: NewItemRecord[], args: unknown[], queue: string): Promise<EnqueueResult[]> {
-    const res = await this.#db.run<{ seqs: string[]; ids: string[] | null; statuses: string[] | null }>(
-      query('queue-enqueue-uniform'),
-      args,
-      { write: true, rerunOn: ['23505'] },
-    );
-    const { seqs, ids, statuses } = res.rows[0] as {
-      seqs: string[];
-      ids: string[] | null;
-      statuses: string[] | null;
-    };
+    type Answer = { seqs: string[]; ids: string[] | null; statuses: string[] | null };
+    const res = await this.#db.run<Answer>(query('queue-enqueue-uniform'), args, {
+      write: true,
+      rerunOn: ['23505'],
+    });
+    const { seqs, ids, statuses } = res.rows[0] as Answer;
     if (statuses === null || statuses.some((s) => s !== 'deduplicated')) this.#written([queue]);
     return records.map((r, i) => ({
       id: ids === null ? r.id : (ids[i] as string),
