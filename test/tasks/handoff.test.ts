@@ -115,6 +115,59 @@ for (const fixture of selectedFixtures().filter((f) => HANDOFF.has(f.name))) {
       });
     });
 
+    it('a one-item hand-off is stored, indexed and counted as a claim, and wakes no other worker', async () => {
+      await withMailbox(fixture, async ({ store, box, got }) => {
+        let wakes = 0;
+        const unsubscribe = store.subscribe('q', () => wakes++);
+        try {
+          await sleep(150); // the SUBSCRIBE / LISTEN of the wake-ups
+          wakes = 0; // a store may fire once when its listening connection is (re)established
+          await claim(store, 'q', 3, { owner: 'w1', start: true, park: park(box) });
+          const cursor = (await store.changes({ after: 0 })).cursor;
+          const [res] = await store.enqueue([
+            {
+              id: 'solo',
+              queue: 'q',
+              payload: '{"a":1}',
+              priority: 2,
+              maxAttempts: 5,
+              timeout: 300,
+              claimTimeout: 200,
+            },
+          ]);
+          await eventually(() => got.length === 1, 3000, 'one delivery');
+          const item = (got[0] as QueueItem[])[0] as QueueItem;
+          assert.deepEqual(res, { id: 'solo', seq: item.seq, status: 'created' });
+          assert.deepEqual(
+            [item.state, item.owner, item.attempt, item.priority, item.maxAttempts, item.payload],
+            ['running', 'w1', 1, 2, 5, '{"a":1}'],
+          );
+          assert.deepEqual(await store.getItem('solo'), item);
+          assert.deepEqual(
+            (await store.changes({ after: cursor })).items.map((i) => [i.id, i.state, i.changeSeq]),
+            [['solo', 'running', item.changeSeq]],
+          );
+          assert.deepEqual((await store.countItems('q')).q, {
+            pending: 0,
+            claimed: 0,
+            running: 1,
+            completed: 0,
+            resolving: 0,
+          });
+          await sleep(150);
+          assert.equal(wakes, 0, 'nothing was left runnable for anyone else');
+          // Claimed at once: past claimTimeout it is not "unclaimed"; past its timeout it is timed out.
+          await sleep(250);
+          const swept = await store.sweep();
+          assert.equal(swept.unclaimed, 0);
+          assert.equal(swept.timedOut, 1);
+          assert.equal((await store.getItem('solo'))?.state, 'pending', 'a retry (attempts left)');
+        } finally {
+          unsubscribe();
+        }
+      });
+    });
+
     it("start: false hands off claimed items; another client's enqueue hands off only where parks are shared", async () => {
       await withMailbox(fixture, async ({ store, box, got, other }) => {
         await claim(store, 'q', 1, { owner: 'w1', park: park(box) });

@@ -912,6 +912,66 @@ function Q.handoff(now)
   end
 end
 
+-- Hand-off of one brand-new runnable item straight to the queue's parked claim, for a one-item
+-- enqueue while nothing else is ready in the queue (so claim order has only this item to pick).
+-- The item is written claimed (running with `start`) at once: the same fields, seqs (its seq, then
+-- the claim's changeSeq = token), indexes, counts and hand-off message as writing it pending and
+-- then claiming it in Q.handoff, without the trip through the ready set and the item's second
+-- write. Nothing is left runnable, so the queue's other workers are not woken (as on PostgreSQL).
+-- `row` is the enqueue row (field/value pairs from `first` to `last`), `seqs` the item's seq as
+-- text. Returns whether the item was handed off; parks found dead on the way are dropped.
+function Q.handoff_new(key, id, queue, seqs, ras, payload, row, first, last, now)
+  local parked = Q.qkey(queue, 'k')
+  local entries = redis.call('HGETALL', parked)
+  if #entries == 0 or redis.call('ZCARD', Q.qkey(queue, 'r')) > 0 then
+    return false
+  end
+  for k = 1, #entries, 2 do
+    local mailbox, p = entries[k], cjson.decode(entries[k + 1])
+    local channel = P .. ':hand:' .. mailbox
+    redis.call('HDEL', parked, mailbox)
+    if p.u > now and redis.call('PUBSUB', 'NUMSUB', channel)[2] ~= 0 then
+      Q.fast_begin()
+      local cs = int(Q.next_seq())
+      local nows, les = int(now), int(now + p.t)
+      local state = p.s and 'running' or 'claimed'
+      -- The item as the pending write would have stored it (the hand-off message carries it so).
+      local before = { 's', 'pending', 'sq', seqs, 'cs', seqs, 'up', nows, 'ra', ras, 'cr', nows, 'p', payload }
+      local to
+      for f = first, last, 2 do
+        before[#before + 1] = row[f]
+        before[#before + 1] = row[f + 1]
+        if row[f] == 'to' then
+          to = row[f + 1]
+        end
+      end
+      local fields = { unpack(before) }
+      fields[2], fields[6] = state, cs
+      local n = #fields
+      fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'ow', p.o, 'tk', cs
+      fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'le', les, 'ca', nows
+      local m = padtext(seqs) .. id
+      if p.s then
+        fields[n + 9], fields[n + 10], fields[n + 11], fields[n + 12] = 'a', '1', 'sa', nows
+        if to then
+          fadd(Q.K_DEADLINE, int(now + tonumber(to)), m)
+        end
+      else
+        fadd(Q.K_CLAIMED, nows, m)
+      end
+      redis.call('HSET', key, unpack(fields))
+      fadd(Q.qkey(queue, 'x'), seqs, id)
+      fadd(Q.qkey(queue, 'l'), les, m)
+      fadd(Q.K_FEED, cs, id)
+      count(queue, state, 1)
+      Q.queues[queue] = true
+      redis.call('PUBLISH', channel, cjson.encode({ false, { state, p.o, les, nows }, { id, before, cs } }))
+      return true
+    end
+  end
+  return false
+end
+
 -- The id inside a '<seq:16>'..id index member.
 function Q.member_id(m)
   return string.sub(m, 17)

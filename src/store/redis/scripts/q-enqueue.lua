@@ -108,13 +108,18 @@ for i = 1, n do
       Q.write(Q.create(id, f, now, seq, { cur[1], cur[3] }), now)
     else
       local seqs = int(seq)
-      -- The fields looked up most come first in the hash (a listpack, searched from the start).
-      redis.call('HSET', keys[i], 's', 'pending', 'sq', seqs, 'cs', seqs, 'up', nows, 'ra', ras, 'cr', nows,
-        'p', payload, unpack(a, FIRST, last))
-      if du then
-        redis.call('HSET', keys[i], 'du', du)
+      -- A single runnable item for an idle worker goes to it directly (no dedup key: du is nil).
+      local direct = n == 1 and run_at <= now and dkey == ''
+        and Q.handoff_new(keys[i], id, queue, seqs, ras, payload, a, FIRST, last, now)
+      if not direct then
+        -- The fields looked up most come first in the hash (a listpack, searched from the start).
+        redis.call('HSET', keys[i], 's', 'pending', 'sq', seqs, 'cs', seqs, 'up', nows, 'ra', ras, 'cr', nows,
+          'p', payload, unpack(a, FIRST, last))
+        if du then
+          redis.call('HSET', keys[i], 'du', du)
+        end
+        Q.index_new(id, queue, a[2], run_at, ras, seqs, ct, now)
       end
-      Q.index_new(id, queue, a[2], run_at, ras, seqs, ct, now)
     end
     result(id, seq, 'c')
   end
