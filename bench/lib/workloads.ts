@@ -208,13 +208,6 @@ export interface PickupOptions {
   timeoutMs: number;
 }
 
-/** A whole pickup run in one go (or in `segments` back to back). */
-export async function pickupLatency(system: QueueSystem, options: PickupOptions): Promise<LatencyResult> {
-  const run = new PickupRun(system, options);
-  while (run.remaining > 0) await run.segment();
-  return run.result();
-}
-
 export interface DepthResult extends ExactlyOnce {
   backlog: number;
   processedPerSec: number;
