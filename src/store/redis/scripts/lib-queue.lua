@@ -51,6 +51,8 @@ function Q.begin()
   Q.counts = {}
   Q.wake = {}
   Q.queues = {}
+  -- Queues whose parked claims this call has already read and found none live (Q.handoff_new).
+  Q.parkless = {}
   QKEYS = {}
   Q.seq = tonumber(redis.call('GET', Q.K_SEQ) or '0')
   Q.seq0 = Q.seq
@@ -888,16 +890,21 @@ end
 -- made items of a queue runnable claims them for its parked claims right here and publishes them
 -- to P:hand:<mailbox>, so an idle worker gets its task in one hop instead of a wake-up and a claim.
 -- A parked claim nobody listens to any more (PUBSUB NUMSUB 0) or past its time is dropped unused.
+-- A parked claim past its time, or whose mailbox nobody listens to any more, is not served.
+local function park_live(p, channel, now)
+  return p.u > now and redis.call('PUBSUB', 'NUMSUB', channel)[2] ~= 0
+end
+
 function Q.handoff(now)
   for queue in pairs(Q.wake) do
     local parked = Q.qkey(queue, 'k')
-    local entries = redis.call('HGETALL', parked)
+    local entries = Q.parkless[queue] and {} or redis.call('HGETALL', parked)
     if #entries > 0 then
       Q.flush()
       for k = 1, #entries, 2 do
         local mailbox, p = entries[k], cjson.decode(entries[k + 1])
         local channel = P .. ':hand:' .. mailbox
-        if p.u <= now or redis.call('PUBSUB', 'NUMSUB', channel)[2] == 0 then
+        if not park_live(p, channel, now) then
           redis.call('HDEL', parked, mailbox)
         else
           local out = Q.new_claim_reply()
@@ -923,14 +930,18 @@ end
 function Q.handoff_new(key, id, queue, seqs, ras, payload, row, first, last, now)
   local parked = Q.qkey(queue, 'k')
   local entries = redis.call('HGETALL', parked)
-  if #entries == 0 or redis.call('ZCARD', Q.qkey(queue, 'r')) > 0 then
+  if #entries == 0 then
+    Q.parkless[queue] = true
+    return false
+  end
+  if redis.call('ZCARD', Q.qkey(queue, 'r')) > 0 then
     return false
   end
   for k = 1, #entries, 2 do
     local mailbox, p = entries[k], cjson.decode(entries[k + 1])
     local channel = P .. ':hand:' .. mailbox
     redis.call('HDEL', parked, mailbox)
-    if p.u > now and redis.call('PUBSUB', 'NUMSUB', channel)[2] ~= 0 then
+    if park_live(p, channel, now) then
       Q.fast_begin()
       local cs = int(Q.next_seq())
       local nows, les = int(now), int(now + p.t)
@@ -969,6 +980,7 @@ function Q.handoff_new(key, id, queue, seqs, ras, payload, row, first, last, now
       return true
     end
   end
+  Q.parkless[queue] = true -- every park was dead and is deleted
   return false
 end
 
